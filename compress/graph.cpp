@@ -1,0 +1,315 @@
+// Graph analysis over TorchScript IR. Analyse-only: nothing here mutates the caller's module. Ops are kept
+// in graph order (a depth-first walk of blocks), never in hash-map order, so reports are deterministic.
+#include "compress/graph.h"
+
+#include <torch/csrc/jit/api/function_impl.h>
+#include <torch/csrc/jit/passes/inliner.h>
+
+#include <map>
+#include <numeric>
+#include <set>
+
+#include "compress/error.h"
+
+namespace joule {
+using torch::jit::Block;
+using torch::jit::Graph;
+using torch::jit::Node;
+using torch::jit::Value;
+namespace aten = c10::aten;
+namespace prim = c10::prim;
+
+const char* op_kind_name(OpKind k) {
+  switch (k) {
+    case OpKind::Linear: return "linear";
+    case OpKind::Conv1d: return "conv1d";
+    case OpKind::Conv2d: return "conv2d";
+    case OpKind::MatMul: return "matmul";
+    case OpKind::Embedding: return "embedding";
+  }
+  return "?";
+}
+
+int64_t Analysis::total_macs() const {
+  int64_t t = 0;
+  for (const auto& op : ops) t += op.macs;
+  return t;
+}
+
+std::optional<size_t> Analysis::chain_from(size_t producer) const {
+  for (size_t i = 0; i < chains.size(); ++i)
+    if (chains[i].producer == producer) return i;
+  return std::nullopt;
+}
+
+torch::jit::Module submodule(const torch::jit::Module& root, const std::string& path) {
+  torch::jit::Module m = root;
+  size_t start = 0;
+  while (start < path.size()) {
+    size_t dot = path.find('.', start);
+    std::string name = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    if (!m.hasattr(name) || !m.attr(name).isModule()) fail("no submodule '{}' in path '{}'", name, path);
+    m = m.attr(name).toModule();
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  return m;
+}
+
+static std::pair<std::string, std::string> split_last(const std::string& path) {
+  size_t dot = path.rfind('.');
+  if (dot == std::string::npos) return {"", path};
+  return {path.substr(0, dot), path.substr(dot + 1)};
+}
+
+at::Tensor get_tensor(const torch::jit::Module& root, const std::string& path) {
+  auto [mod, name] = split_last(path);
+  auto m = submodule(root, mod);
+  if (!m.hasattr(name) || !m.attr(name).isTensor()) fail("no tensor '{}' in the model", path);
+  return m.attr(name).toTensor();
+}
+
+void set_tensor(torch::jit::Module& root, const std::string& path, const at::Tensor& value) {
+  auto [mod, name] = split_last(path);
+  auto m = submodule(root, mod);
+  m.setattr(name, value);
+}
+
+namespace {
+
+void collect(Block* b, std::vector<Node*>& out) {
+  for (Node* n : b->nodes()) {
+    out.push_back(n);
+    for (Block* sb : n->blocks()) collect(sb, out);
+  }
+}
+
+std::optional<std::string> attr_path(Value* v, Value* self) {
+  std::vector<std::string> names;
+  while (v != self) {
+    Node* n = v->node();
+    if (n->kind() != prim::GetAttr) return std::nullopt;
+    names.push_back(n->s(c10::attr::name));
+    v = n->input(0);
+  }
+  std::string path;
+  for (auto it = names.rbegin(); it != names.rend(); ++it) path += (path.empty() ? "" : ".") + *it;
+  return path;
+}
+
+std::optional<int64_t> const_int(Value* v) {
+  auto iv = torch::jit::toIValue(v);
+  if (iv && iv->isInt()) return iv->toInt();
+  return std::nullopt;
+}
+
+// Follows row slices of a parameter (split/chunk along dim 0, slice on dim 0): packed projections such as
+// nn.MultiheadAttention's in_proj_weight reach aten::linear this way.
+Value* through_row_slices(Value* v, bool& derived) {
+  for (int depth = 0; depth < 4; ++depth) {
+    Node* n = v->node();
+    if (n->kind() == prim::ListUnpack || n->kind() == aten::__getitem__) {
+      Node* src = n->input(0)->node();
+      auto k = src->kind();
+      bool row_split = (k == aten::split || k == aten::chunk || k == aten::split_with_sizes ||
+                        k == aten::unsafe_chunk || k == aten::unsafe_split) &&
+                       src->inputs().size() >= 3 && const_int(src->input(2)) == 0;
+      if (!row_split) return v;
+      v = src->input(0);
+      derived = true;
+    } else if (n->kind() == aten::slice && const_int(n->input(1)) == 0) {
+      v = n->input(0);
+      derived = true;
+    } else {
+      return v;
+    }
+  }
+  return v;
+}
+
+bool maps_zero_to_zero(c10::Symbol k) {
+  static const std::set<c10::Symbol> ops = {
+      aten::relu,  aten::relu_,  aten::gelu,      aten::tanh,     aten::silu,      aten::leaky_relu,
+      aten::relu6, aten::hardtanh, aten::hardswish, aten::mish,   aten::elu,       aten::dropout,
+      aten::contiguous, aten::clone, aten::feature_dropout, aten::detach};
+  return ops.count(k) > 0;
+}
+
+struct Found {
+  Node* node;
+  WeightOp op;
+  int act_input;  // index of the activation operand in node->inputs()
+};
+
+}  // namespace
+
+Analysis analyze(const torch::jit::Module& module, const std::vector<c10::IValue>* inputs) {
+  if (!module.find_method("forward")) fail("the model has no forward method");
+  std::shared_ptr<Graph> g = module.get_method("forward").graph()->copy();
+  torch::jit::Inline(*g);
+  Value* self = g->inputs().at(0);
+
+  std::set<std::string> params;
+  Analysis a;
+  for (const auto& p : module.named_parameters(/*recurse=*/true)) {
+    params.insert(p.name);
+    a.total_params += p.value.numel();
+  }
+
+  std::vector<Node*> nodes;
+  collect(g->block(), nodes);
+
+  // How many nodes read each parameter: weights read more than once cannot be shrunk for one consumer.
+  std::map<std::string, int> param_uses;
+  for (Node* n : nodes)
+    if (n->kind() == prim::GetAttr)
+      if (auto p = attr_path(n->output(), self); p && params.count(*p))
+        param_uses[*p] += static_cast<int>(n->output()->uses().size());
+
+  auto param_of = [&](Value* v, bool& derived) -> std::optional<std::string> {
+    derived = false;
+    auto p = attr_path(through_row_slices(v, derived), self);
+    if (p && params.count(*p)) return p;
+    return std::nullopt;
+  };
+
+  std::vector<Found> found;
+  for (Node* n : nodes) {
+    auto k = n->kind();
+    WeightOp op{};
+    int w_idx = -1, b_idx = -1, act = 0;
+    if (k == aten::linear) {
+      op.kind = OpKind::Linear, w_idx = 1, b_idx = 2, op.in_dim = 1, op.out_dim = 0;
+    } else if (k == aten::conv1d || k == aten::conv2d) {
+      op.kind = k == aten::conv1d ? OpKind::Conv1d : OpKind::Conv2d;
+      w_idx = 1, b_idx = 2, op.in_dim = 1, op.out_dim = 0;
+      op.groups = const_int(n->input(6)).value_or(-1);  // -1: groups not a constant
+    } else if (k == aten::embedding) {
+      op.kind = OpKind::Embedding, w_idx = 0, act = 1;
+    } else if (k == aten::matmul || k == aten::mm) {
+      op.kind = OpKind::MatMul;
+      bool d = false;
+      if (param_of(n->input(1), d)) {
+        w_idx = 1, act = 0;  // x @ W: W is [K, N]
+      } else if (param_of(n->input(0), d)) {
+        w_idx = 0, act = 1;  // W @ x: W is [N, K]
+      }
+    } else {
+      continue;
+    }
+    if (w_idx < 0) continue;
+    auto w = param_of(n->input(w_idx), op.derived);
+    if (!w) continue;
+    op.weight = *w;
+    op.module = split_last(*w).first;
+    op.weight_shape = get_tensor(module, *w).sizes().vec();
+    if (op.kind == OpKind::MatMul) {
+      int64_t d = static_cast<int64_t>(op.weight_shape.size());
+      op.in_dim = w_idx == 1 ? static_cast<int>(d - 2) : static_cast<int>(d - 1);
+      op.out_dim = w_idx == 1 ? static_cast<int>(d - 1) : static_cast<int>(d - 2);
+    }
+    if (b_idx >= 0) {
+      bool bd = false;
+      if (auto b = param_of(n->input(b_idx), bd); b && !bd) op.bias = *b;
+    }
+    op.uses = param_uses[op.weight];
+    found.push_back({n, op, act});
+  }
+
+  std::map<Node*, size_t> index_of;
+  for (size_t i = 0; i < found.size(); ++i) index_of[found[i].node] = i;
+
+  for (size_t i = 0; i < found.size(); ++i) {
+    const WeightOp& p = found[i].op;
+    bool shrinkable_kind = p.kind == OpKind::Linear || p.kind == OpKind::Conv1d || p.kind == OpKind::Conv2d;
+    if (!shrinkable_kind || p.derived || p.uses != 1 || p.groups != 1) continue;
+    if (!p.bias.empty() && param_uses[p.bias] != 1) continue;
+    Value* v = found[i].node->output();
+    std::string bn;
+    for (int step = 0; step < 16; ++step) {
+      if (v->uses().size() != 1) break;
+      Node* u = v->uses()[0].user;
+      size_t off = v->uses()[0].offset;
+      if (off != 0) break;
+      if (maps_zero_to_zero(u->kind())) {
+        v = u->output();
+        continue;
+      }
+      if (u->kind() == aten::batch_norm && bn.empty() && p.kind != OpKind::Linear) {
+        auto mean = attr_path(u->input(3), self);  // running stats are buffers
+        if (!mean) break;
+        bn = split_last(*mean).first;
+        v = u->output();
+        continue;
+      }
+      auto it = index_of.find(u);
+      if (it == index_of.end()) break;
+      const WeightOp& c = found[it->second].op;
+      bool same_family = (c.kind == OpKind::Linear) == (p.kind == OpKind::Linear) && c.kind != OpKind::MatMul &&
+                         c.kind != OpKind::Embedding;
+      if (same_family && !c.derived && c.uses == 1 && c.groups == 1 && found[it->second].act_input == 0)
+        a.chains.push_back({i, it->second, bn});
+      break;
+    }
+  }
+
+  if (inputs) {
+    // Shape probe: every weight op appends (activation input, output) to its own list; the lists are
+    // returned with the model output. Taps work inside if/loop blocks, and an op that never ran keeps an
+    // empty list (calls == 0).
+    std::vector<Value*> lists;
+    {
+      torch::jit::WithInsertPoint guard(g->block()->nodes().front());
+      for (size_t i = 0; i < found.size(); ++i)
+        lists.push_back(g->insertNode(g->createList(c10::TensorType::get(), {}))->output());
+    }
+    for (size_t i = 0; i < found.size(); ++i) {
+      Node* n = found[i].node;
+      torch::jit::WithInsertPoint guard(n->next());
+      g->insert(aten::append, {lists[i], n->input(found[i].act_input)});
+      g->insert(aten::append, {lists[i], n->output()});
+    }
+    std::vector<Value*> outs{g->outputs()[0]};
+    outs.insert(outs.end(), lists.begin(), lists.end());
+    Value* tup;
+    {
+      torch::jit::WithInsertPoint guard(g->return_node());
+      tup = g->insertNode(g->createTuple(outs))->output();
+    }
+    g->eraseOutput(0);
+    g->registerOutput(tup);
+
+    torch::jit::GraphFunction fn("joule_probe", g, nullptr, torch::jit::ExecutorExecutionMode::SIMPLE);
+    std::vector<c10::IValue> stack{module._ivalue()};
+    stack.insert(stack.end(), inputs->begin(), inputs->end());
+    c10::IValue result;
+    {
+      torch::NoGradGuard no_grad;
+      result = fn(std::move(stack));
+    }
+    const auto& elems = result.toTupleRef().elements();
+    for (size_t i = 0; i < found.size(); ++i) {
+      WeightOp& op = found[i].op;
+      auto taps = elems[i + 1].toList();
+      for (size_t t = 0; t + 1 < taps.size(); t += 2) {
+        at::Tensor in = taps.get(t).toTensor(), out = taps.get(t + 1).toTensor();
+        if (op.calls++ == 0) op.input_shape = in.sizes().vec(), op.output_shape = out.sizes().vec();
+        const auto& ws = op.weight_shape;
+        switch (op.kind) {
+          case OpKind::Linear: op.macs += out.numel() * in.size(-1); break;
+          case OpKind::Conv1d:
+          case OpKind::Conv2d:
+            op.macs += out.numel() * std::accumulate(ws.begin() + 1, ws.end(), int64_t{1}, std::multiplies<>());
+            break;
+          case OpKind::MatMul: op.macs += out.numel() * ws[op.in_dim]; break;
+          case OpKind::Embedding: break;  // a lookup: bytes, not MACs
+        }
+      }
+    }
+    a.probed = true;
+  }
+  for (auto& f : found) a.ops.push_back(std::move(f.op));
+  return a;
+}
+
+}  // namespace joule

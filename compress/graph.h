@@ -1,0 +1,62 @@
+// Joule's view of a model graph. Everything Joule needs from TorchScript IR goes through this header, so a
+// second front end (torch.export / .pt2) only has to produce the same WeightOp/Analysis records.
+//
+// analyze() inlines `forward`, finds the weight-bearing ops (aten::linear, conv1d/2d, matmul/mm with a
+// parameter operand, embedding), resolves each weight to its parameter path through the prim::GetAttr
+// chain, and finds producer -> consumer chains that structured pruning can shrink. Given example inputs it
+// also runs a probed copy of the graph to record each op's input/output shapes and MACs.
+#pragma once
+#include <torch/script.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace joule {
+
+enum class OpKind { Linear, Conv1d, Conv2d, MatMul, Embedding };
+const char* op_kind_name(OpKind k);
+
+struct WeightOp {
+  OpKind kind;
+  std::string module;  // path of the module owning the weight, e.g. "encoder.layer.3.attention.self.query"
+  std::string weight;  // parameter path, e.g. "encoder.layer.3.attention.self.query.weight"
+  std::string bias;    // parameter path of the bias, or "" when there is none
+  std::vector<int64_t> weight_shape;
+  int in_dim = -1;   // weight dimension summed over by the op (-1 for embedding lookups)
+  int out_dim = -1;  // weight dimension that indexes output features
+  int64_t groups = 1;
+  bool derived = false;  // the op sees a slice/chunk of the parameter (e.g. packed attention in_proj)
+  int uses = 1;          // number of graph nodes reading this parameter
+  // Filled by the shape probe (analyze with inputs); calls == 0 when the op did not run on the workload.
+  std::vector<int64_t> input_shape, output_shape;
+  int64_t calls = 0;
+  int64_t macs = 0;  // over all calls in one forward
+};
+
+// A producer whose output features flow, through ops that map 0 to 0 (relu, gelu, dropout, ...), and
+// optionally a batch norm, into exactly one consumer's input features, and nowhere else. Removing producer
+// output feature i and consumer input feature i is then a physical shrink of both layers.
+struct ShrinkChain {
+  size_t producer;                  // index into Analysis::ops
+  size_t consumer;                  // index into Analysis::ops
+  std::string batch_norm;           // module path of a batch norm in between, or ""
+};
+
+struct Analysis {
+  std::vector<WeightOp> ops;  // in graph order, one per node
+  std::vector<ShrinkChain> chains;
+  bool probed = false;
+  int64_t total_params = 0;
+  int64_t total_macs() const;
+  std::optional<size_t> chain_from(size_t producer) const;
+};
+
+Analysis analyze(const torch::jit::Module& module, const std::vector<c10::IValue>* inputs = nullptr);
+
+// Submodule and tensor access by dotted path ("blocks.0.a", "blocks.0.a.weight").
+torch::jit::Module submodule(const torch::jit::Module& root, const std::string& path);
+at::Tensor get_tensor(const torch::jit::Module& root, const std::string& path);
+void set_tensor(torch::jit::Module& root, const std::string& path, const at::Tensor& value);
+
+}  // namespace joule

@@ -1,0 +1,34 @@
+// Loading and saving TorchScript archives with one-line errors. A Joule-saved archive carries its workload
+// and the passes applied as extra files (joule/workload.json, joule/provenance.json), so a later command
+// can measure it without being told the input shapes again.
+#pragma once
+#include <torch/script.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace joule {
+
+struct LoadedModel {
+  torch::jit::Module module;
+  nlohmann::json workload;    // null when the archive carries none
+  nlohmann::json provenance;  // null when the archive carries none
+};
+
+// Checks the file (exists, zip archive, not truncated) before LibTorch sees it; the module is put in eval mode.
+LoadedModel load_model(const std::string& path);
+
+// Writes OUT atomically (temp file in the same folder, then rename). Refuses to overwrite `input_path`.
+void save_model(const torch::jit::Module& module, const std::string& out, const std::string& input_path,
+                const nlohmann::json& workload, const nlohmann::json& provenance);
+
+// Fails (one line) unless OUT can be written: its folder exists and it is not the input file.
+void check_output_path(const std::string& out, const std::string& input_path);
+
+// Writes `content` to `path` atomically (temp file in the same folder, then rename).
+void write_file_atomic(const std::string& path, const std::string& content);
+
+// Bytes of the archive `save_model` would write, without touching the disk.
+int64_t archive_bytes(const torch::jit::Module& module);
+
+}  // namespace joule

@@ -1,0 +1,49 @@
+// Magnitude pruning. Preconditions: an inference model (eval mode); weights in any floating dtype.
+// Mutates parameters in place (structured pruning replaces them with smaller tensors); never touches
+// embeddings (lookups save no compute). Pruned weights are exactly zero.
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "compress/pass.h"
+
+namespace joule {
+
+enum class PruneMethod { Unstructured, NM, Structured };
+
+// Zhu & Gupta (2017) gradual schedule: s_t = s_f + (s_i - s_f) (1 - (t - t0) / (t1 - t0))^3 for t in
+// [t0, t1], stepping every `frequency` steps; s_i before t0 and s_f after t1.
+struct CubicSchedule {
+  double initial_sparsity = 0.0;
+  int64_t begin_step = 0, end_step = 0, frequency = 1;
+  double at(int64_t step, double final_sparsity) const;
+};
+
+struct PruneOptions {
+  PruneMethod method = PruneMethod::Unstructured;
+  double sparsity = 0.5;  // target (final) fraction of zeros; implied by N:M for that method
+  int n = 2, m = 4;
+  bool global = false;  // unstructured: one magnitude threshold across all selected layers
+  std::vector<std::string> include, exclude;  // globs over module paths ("blocks.*.a")
+  bool has_schedule = false;
+  CubicSchedule schedule;
+
+  static PruneOptions from_json(const nlohmann::json& j);  // validates; one-line errors
+  nlohmann::json to_json() const;
+};
+
+class PrunePass : public Pass {
+ public:
+  explicit PrunePass(PruneOptions o) : opts_(std::move(o)) {}
+  std::string name() const override { return "prune"; }
+  nlohmann::json options() const override { return opts_.to_json(); }
+  PassResult run(torch::jit::Module& m, Context& ctx) override;
+
+ private:
+  PruneOptions opts_;
+};
+
+bool glob_match(const std::string& pattern, const std::string& text);
+
+}  // namespace joule

@@ -1,0 +1,226 @@
+// The joule CLI: inspect, prune, run RECIPE, make-model. Every error is one line on stderr
+// ("joule: error: ...") with a non-zero exit; the input model is never modified; outputs are atomic.
+#include <ATen/Parallel.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "compress/error.h"
+#include "compress/model_io.h"
+#include "compress/passes/prune.h"
+#include "compress/pipeline.h"
+#include "compress/registry.h"
+#include "models/builders.h"
+
+namespace {
+using namespace joule;
+
+struct MeasureFlags {
+  std::vector<std::string> input_shapes;
+  int warmup = -1, reps = -1;
+  uint64_t seed = 0;
+  int64_t step = 0;
+  std::string report;
+
+  void add_to(CLI::App* app) {
+    app->add_option("--input-shape,-i", input_shapes,
+                    "workload input, repeat per model input: [dtype:]D0xD1..[:high], e.g. 1x784 or i64:1x128");
+    app->add_option("--warmup", warmup, "untimed runs before measuring (default 3)");
+    app->add_option("--reps", reps, "timed runs; latency is their median (default 20)");
+    app->add_option("--seed", seed, "seed of the generated workload inputs");
+    app->add_option("--step", step, "training step, for gradual (cubic) sparsity schedules in fine-tuning loops");
+    app->add_option("--report", report, "write the JSON report here (schema: docs/REPORT.md)");
+  }
+
+  // CLI flags beat the recipe's workload, which beats the one carried in the model archive.
+  Workload workload(const LoadedModel& lm, const nlohmann::json& recipe_workload, const std::string& model) const {
+    Workload w;
+    if (!input_shapes.empty()) {
+      for (const auto& s : input_shapes) w.inputs.push_back(parse_input_spec(s));
+    } else if (!recipe_workload.is_null()) {
+      w = Workload::from_json(recipe_workload);
+    } else if (!lm.workload.is_null()) {
+      w = Workload::from_json(lm.workload);
+    } else {
+      fail("model '{}' carries no workload: pass --input-shape (e.g. 1x784, or i64:1x128 for token ids)", model);
+    }
+    if (warmup >= 0) w.warmup = warmup;
+    if (reps >= 0) w.reps = reps;
+    if (reps == 0) fail("--reps must be at least 1");
+    if (!input_shapes.empty()) w.seed = seed;
+    return w;
+  }
+};
+
+int cmd_inspect(const std::string& path, const MeasureFlags& f, bool json) {
+  LoadedModel lm = load_model(path);
+  Workload w;
+  bool have_workload = !f.input_shapes.empty() || !lm.workload.is_null();
+  if (have_workload) w = f.workload(lm, nullptr, path);
+  fill_int_bounds(w, analyze(lm.module));
+  auto inputs = w.make_inputs();
+  Analysis a = analyze(lm.module, have_workload ? &inputs : nullptr);
+  if (json) {
+    auto ops = nlohmann::json::array();
+    for (const auto& op : a.ops)
+      ops.push_back({{"module", op.module}, {"weight", op.weight}, {"bias", op.bias}, {"op", op_kind_name(op.kind)},
+                     {"weight_shape", op.weight_shape}, {"input_shape", op.input_shape},
+                     {"output_shape", op.output_shape}, {"calls", op.calls}, {"macs", op.macs},
+                     {"derived", op.derived}});
+    nlohmann::json out = {{"model", path}, {"params", a.total_params}, {"macs", a.total_macs()},
+                          {"probed", a.probed}, {"weight_ops", ops}};
+    if (have_workload) out["workload"] = w.to_json();
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  auto shape = [](const std::vector<int64_t>& s) { return s.empty() ? std::string("-") : fmt::format("{}", fmt::join(s, "x")); };
+  fmt::print("{}: {} weight ops, {} parameters{}\n", path, a.ops.size(), a.total_params,
+             have_workload ? fmt::format(", workload {}", w.to_json()["inputs"].dump()) : " (no workload: no MACs)");
+  fmt::print("{:>3}  {:<40} {:<9} {:<16} {:<18} {:<18} {:>12}\n", "#", "weight", "op", "weight shape", "input",
+             "output", "MACs");
+  int64_t weight_params = 0;
+  for (size_t i = 0; i < a.ops.size(); ++i) {
+    const auto& op = a.ops[i];
+    std::string macs = !a.probed ? "-" : op.calls == 0 ? "not run" : fmt::format("{}", op.macs);
+    fmt::print("{:>3}  {:<40} {:<9} {:<16} {:<18} {:<18} {:>12}\n", i, op.weight + (op.derived ? " (slice)" : ""),
+               op_kind_name(op.kind), shape(op.weight_shape), shape(op.input_shape), shape(op.output_shape), macs);
+    int64_t n = 1;
+    for (auto d : op.weight_shape) n *= d;
+    weight_params += n;
+  }
+  fmt::print("total: {} parameters ({} in weight-op weights, counted per op), {} MACs ({:.3f} GMACs) per forward\n",
+             a.total_params, weight_params, a.total_macs(), double(a.total_macs()) * 1e-9);
+  return 0;
+}
+
+int run_pipeline(Pipeline& pipeline, const std::string& model, const std::string& out, const MeasureFlags& f,
+                 const nlohmann::json& recipe_workload, const std::string& recipe_path) {
+  check_output_path(out, model);
+  if (!f.report.empty()) check_output_path(f.report, model);
+  LoadedModel lm = load_model(model);
+  Context ctx;
+  ctx.workload = f.workload(lm, recipe_workload, model);
+  ctx.step = f.step;
+  fill_int_bounds(ctx.workload, ctx.analysis(lm.module));
+  auto info = describe_model(lm.module, ctx.workload, model);
+  if (!recipe_path.empty()) info["recipe"] = recipe_path;
+  Report report = pipeline.run(lm.module, ctx, info);
+  std::cout << report.table();
+  nlohmann::json provenance = lm.provenance.is_null() ? nlohmann::json{{"passes", nlohmann::json::array()}} : lm.provenance;
+  for (const auto& p : report.passes) provenance["passes"].push_back({{"name", p.name}, {"options", p.options}});
+  save_model(lm.module, out, model, ctx.workload.to_json(), provenance);
+  fmt::print("wrote {}\n", out);
+  if (!f.report.empty()) {
+    write_file_atomic(f.report, report.to_json().dump(2) + "\n");
+    fmt::print("wrote {}\n", f.report);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"joule: compress PyTorch models (TorchScript) and report size, speed, fidelity and energy per pass"};
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return fmt::format("joule: error: {} (see --help)\n", e.what());
+  });
+  app.require_subcommand(1);
+  int threads = 0;
+  app.add_option("--threads", threads, "intra-op threads for measurement (default: all cores)");
+
+  std::string model, out, recipe;
+  MeasureFlags flags;
+
+  auto* inspect = app.add_subcommand("inspect", "list the weight-bearing ops, their shapes and MACs");
+  bool inspect_json = false;
+  inspect->add_option("model", model, "TorchScript model (.pt)")->required();
+  inspect->add_option("--input-shape,-i", flags.input_shapes, "workload input(s), e.g. 1x128 or i64:1x128:30522");
+  inspect->add_flag("--json", inspect_json, "print JSON instead of a table");
+
+  auto* prune = app.add_subcommand("prune", "magnitude pruning: unstructured, N:M (2:4) or structured");
+  std::string method = "unstructured", scope;
+  double sparsity = 0.5;
+  std::vector<std::string> include, exclude;
+  prune->add_option("model", model, "TorchScript model (.pt)")->required();
+  prune->add_option("-o,--output", out, "output model (.pt)")->required();
+  prune->add_option("--method,-m", method, "unstructured | structured | N:M (e.g. 2:4)")->capture_default_str();
+  prune->add_option("--sparsity,-s", sparsity, "fraction of weights (or channels) to remove, in [0, 1); default 0.5");
+  prune->add_option("--scope", scope, "unstructured: 'layer' (default) or 'global' threshold");
+  prune->add_option("--include", include, "only layers whose module path matches this glob (repeatable)");
+  prune->add_option("--exclude", exclude, "skip layers whose module path matches this glob (repeatable)");
+  flags.add_to(prune);
+
+  auto* run = app.add_subcommand("run", "apply a recipe (YAML or JSON list of passes) and report each pass");
+  run->add_option("recipe", recipe, "recipe file, e.g. recipes/demo.yaml")->required();
+  run->add_option("model", model, "TorchScript model (.pt)")->required();
+  run->add_option("-o,--output", out, "output model (.pt)")->required();
+  flags.add_to(run);
+
+  auto* make = app.add_subcommand("make-model", "build a bundled model as TorchScript (the default: mlp)");
+  std::string kind = "mlp";
+  models::MlpConfig mlp;
+  int64_t batch = 32;
+  make->add_option("kind", kind, "model kind: mlp")->capture_default_str();
+  make->add_option("-o,--output", out, "output model (.pt)")->required();
+  make->add_option("--d-in", mlp.d_in)->capture_default_str();
+  make->add_option("--d-model", mlp.d_model)->capture_default_str();
+  make->add_option("--hidden", mlp.hidden, "hidden width of each block's MLP")->capture_default_str();
+  make->add_option("--d-out", mlp.d_out)->capture_default_str();
+  make->add_option("--blocks", mlp.blocks)->capture_default_str();
+  make->add_option("--seed", mlp.seed)->capture_default_str();
+  make->add_option("--batch", batch, "batch size of the workload stored with the model")->capture_default_str();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    if (threads < 0) fail("--threads must be positive");
+    if (threads > 0) at::set_num_threads(threads);
+    if (*inspect) return cmd_inspect(model, flags, inspect_json);
+    if (*prune) {
+      nlohmann::json o = {{"method", method}};
+      if (prune->count("--sparsity")) o["sparsity"] = sparsity;
+      if (!scope.empty()) o["scope"] = scope;
+      if (!include.empty()) o["include"] = include;
+      if (!exclude.empty()) o["exclude"] = exclude;
+      Pipeline p;
+      p.add(make_pass("prune", o));
+      return run_pipeline(p, model, out, flags, nullptr, "");
+    }
+    if (*run) {
+      Recipe r = load_recipe(recipe);
+      Pipeline p;
+      for (auto& pass : r.passes) p.add(std::move(pass));
+      return run_pipeline(p, model, out, flags, r.workload, recipe);
+    }
+    if (*make) {
+      if (kind != "mlp") fail("make-model: unknown kind '{}' (mlp)", kind);
+      if (mlp.d_in < 1 || mlp.d_model < 1 || mlp.hidden < 1 || mlp.d_out < 1 || mlp.blocks < 1 || batch < 1)
+        fail("make-model: all sizes must be positive");
+      check_output_path(out, "");
+      auto m = models::build_mlp(mlp);
+      Workload w;
+      w.inputs.push_back(parse_input_spec(fmt::format("f32:{}x{}", batch, mlp.d_in)));
+      save_model(m, out, "", w.to_json(), nullptr);
+      fmt::print("wrote {} (mlp: {} blocks, d_model {}, hidden {}; workload {})\n", out, mlp.blocks, mlp.d_model,
+                 mlp.hidden, w.inputs[0].str());
+      return 0;
+    }
+  } catch (const joule::Error& e) {
+    fmt::print(stderr, "joule: error: {}\n", e.what());
+    return 1;
+  } catch (const c10::Error& e) {
+    std::string msg = e.what_without_backtrace();
+    fmt::print(stderr, "joule: error: {}\n", msg.substr(0, msg.find('\n')));
+    return 1;
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    fmt::print(stderr, "joule: error: {}\n", msg.substr(0, msg.find('\n')));
+    return 1;
+  }
+  return 0;
+}
