@@ -16,11 +16,6 @@ namespace fs = std::filesystem;
 static const char* kWorkloadFile = "joule/workload.json";
 static const char* kProvenanceFile = "joule/provenance.json";
 
-static std::string first_line(const std::string& s) {
-  std::string line = s.substr(0, s.find('\n'));
-  return line.size() > 200 ? line.substr(0, 200) + "..." : line;
-}
-
 // A zip archive starts with a local header and ends with an end-of-central-directory record within the
 // last 64 KiB + 22 bytes; a truncated download loses the latter first.
 static void check_zip(const std::string& path) {

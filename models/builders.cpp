@@ -28,9 +28,9 @@ torch::jit::Module build_mlp(const MlpConfig& cfg) {
     torch::jit::Module b("__torch__.joule.MlpBlock");
     b.register_module("a", build_linear(cfg.d_model, cfg.hidden, gen));
     b.register_module("b", build_linear(cfg.hidden, cfg.d_model, gen));
-    b.define("def forward(self, x):\n    return x + self.b(torch.gelu(self.a(x)))\n");
+    b.define("def forward(self, x):\n    return x + self.b.forward(torch.gelu(self.a.forward(x)))\n");
     blocks.register_module(std::to_string(i), b);
-    blocks_src += "    x = getattr(self, \"" + std::to_string(i) + "\")(x)\n";
+    blocks_src += "    x = getattr(self, \"" + std::to_string(i) + "\").forward(x)\n";
   }
   blocks_src += "    return x\n";
   blocks.define(blocks_src);
@@ -38,7 +38,7 @@ torch::jit::Module build_mlp(const MlpConfig& cfg) {
   m.register_module("fc_in", build_linear(cfg.d_in, cfg.d_model, gen));
   m.register_module("blocks", blocks);
   m.register_module("head", build_linear(cfg.d_model, cfg.d_out, gen));
-  m.define("def forward(self, x):\n    return self.head(self.blocks(torch.relu(self.fc_in(x))))\n");
+  m.define("def forward(self, x):\n    return self.head.forward(self.blocks.forward(torch.relu(self.fc_in.forward(x))))\n");
   m.eval();
   return m;
 }

@@ -26,7 +26,8 @@ struct MeasureFlags {
 
   void add_to(CLI::App* app) {
     app->add_option("--input-shape,-i", input_shapes,
-                    "workload input, repeat per model input: [dtype:]D0xD1..[:high], e.g. 1x784 or i64:1x128");
+                    "workload input, repeat per model input: [dtype:]D0xD1..[:high], e.g. 1x784 or i64:1x128")
+        ->allow_extra_args(false);
     app->add_option("--warmup", warmup, "untimed runs before measuring (default 3)");
     app->add_option("--reps", reps, "timed runs; latency is their median (default 20)");
     app->add_option("--seed", seed, "seed of the generated workload inputs");
@@ -136,7 +137,8 @@ int main(int argc, char** argv) {
   auto* inspect = app.add_subcommand("inspect", "list the weight-bearing ops, their shapes and MACs");
   bool inspect_json = false;
   inspect->add_option("model", model, "TorchScript model (.pt)")->required();
-  inspect->add_option("--input-shape,-i", flags.input_shapes, "workload input(s), e.g. 1x128 or i64:1x128:30522");
+  inspect->add_option("--input-shape,-i", flags.input_shapes, "workload input(s), e.g. 1x128 or i64:1x128:30522")
+      ->allow_extra_args(false);
   inspect->add_flag("--json", inspect_json, "print JSON instead of a table");
 
   auto* prune = app.add_subcommand("prune", "magnitude pruning: unstructured, N:M (2:4) or structured");
@@ -148,8 +150,10 @@ int main(int argc, char** argv) {
   prune->add_option("--method,-m", method, "unstructured | structured | N:M (e.g. 2:4)")->capture_default_str();
   prune->add_option("--sparsity,-s", sparsity, "fraction of weights (or channels) to remove, in [0, 1); default 0.5");
   prune->add_option("--scope", scope, "unstructured: 'layer' (default) or 'global' threshold");
-  prune->add_option("--include", include, "only layers whose module path matches this glob (repeatable)");
-  prune->add_option("--exclude", exclude, "skip layers whose module path matches this glob (repeatable)");
+  prune->add_option("--include", include, "only layers whose module path matches this glob (repeatable)")
+      ->allow_extra_args(false);
+  prune->add_option("--exclude", exclude, "skip layers whose module path matches this glob (repeatable)")
+      ->allow_extra_args(false);
   flags.add_to(prune);
 
   auto* run = app.add_subcommand("run", "apply a recipe (YAML or JSON list of passes) and report each pass");
@@ -214,12 +218,10 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "joule: error: {}\n", e.what());
     return 1;
   } catch (const c10::Error& e) {
-    std::string msg = e.what_without_backtrace();
-    fmt::print(stderr, "joule: error: {}\n", msg.substr(0, msg.find('\n')));
+    fmt::print(stderr, "joule: error: {}\n", first_line(e.what_without_backtrace()));
     return 1;
   } catch (const std::exception& e) {
-    std::string msg = e.what();
-    fmt::print(stderr, "joule: error: {}\n", msg.substr(0, msg.find('\n')));
+    fmt::print(stderr, "joule: error: {}\n", first_line(e.what()));
     return 1;
   }
   return 0;
