@@ -3,6 +3,8 @@
 #include "compress/graph.h"
 
 #include <torch/csrc/jit/api/function_impl.h>
+#include <torch/csrc/jit/passes/constant_propagation.h>
+#include <torch/csrc/jit/passes/dead_code_elimination.h>
 #include <torch/csrc/jit/passes/inliner.h>
 
 #include <map>
@@ -135,6 +137,14 @@ bool maps_zero_to_zero(c10::Symbol k) {
   return ops.count(k) > 0;
 }
 
+// Reads of a tensor's metadata, not its values: they do not consume features. (A size read that matters
+// after a shrink shows up as a shape error when the pipeline measures the model.)
+bool reads_metadata_only(c10::Symbol k) {
+  static const std::set<c10::Symbol> ops = {aten::dim,   aten::size,           prim::device, prim::dtype,
+                                            prim::layout, prim::requires_grad, prim::is_cuda};
+  return ops.count(k) > 0;
+}
+
 struct Found {
   Node* node;
   WeightOp op;
@@ -147,6 +157,9 @@ Analysis analyze(const torch::jit::Module& module, const std::vector<c10::IValue
   if (!module.find_method("forward")) fail("the model has no forward method");
   std::shared_ptr<Graph> g = module.get_method("forward").graph()->copy();
   torch::jit::Inline(*g);
+  // Fold branches on constants (e.g. dropout's `inplace`) so a value has only the uses that can run.
+  torch::jit::ConstantPropagation(g);
+  torch::jit::EliminateDeadCode(g);
   Value* self = g->inputs().at(0);
 
   std::set<std::string> params;
@@ -160,11 +173,15 @@ Analysis analyze(const torch::jit::Module& module, const std::vector<c10::IValue
   collect(g->block(), nodes);
 
   // How many nodes read each parameter: weights read more than once cannot be shrunk for one consumer.
+  // Fused inference kernels that take whole layers' weights and derive every size from them (PyTorch's
+  // encoder-layer fast path) stay consistent when producer and consumer shrink together: not counted.
   std::map<std::string, int> param_uses;
   for (Node* n : nodes)
     if (n->kind() == prim::GetAttr)
       if (auto p = attr_path(n->output(), self); p && params.count(*p))
-        param_uses[*p] += static_cast<int>(n->output()->uses().size());
+        for (const auto& use : n->output()->uses())
+          param_uses[*p] += use.user->kind() != aten::_transformer_encoder_layer_fwd &&
+                            !reads_metadata_only(use.user->kind());
 
   auto param_of = [&](Value* v, bool& derived) -> std::optional<std::string> {
     derived = false;
@@ -227,9 +244,12 @@ Analysis analyze(const torch::jit::Module& module, const std::vector<c10::IValue
     Value* v = found[i].node->output();
     std::string bn;
     for (int step = 0; step < 16; ++step) {
-      if (v->uses().size() != 1) break;
-      Node* u = v->uses()[0].user;
-      size_t off = v->uses()[0].offset;
+      std::vector<torch::jit::Use> uses;
+      for (const auto& use : v->uses())
+        if (!reads_metadata_only(use.user->kind())) uses.push_back(use);
+      if (uses.size() != 1) break;
+      Node* u = uses[0].user;
+      size_t off = uses[0].offset;
       if (off != 0) break;
       if (maps_zero_to_zero(u->kind())) {
         v = u->output();
@@ -282,11 +302,19 @@ Analysis analyze(const torch::jit::Module& module, const std::vector<c10::IValue
     torch::jit::GraphFunction fn("joule_probe", g, nullptr, torch::jit::ExecutorExecutionMode::SIMPLE);
     std::vector<c10::IValue> stack{module._ivalue()};
     stack.insert(stack.end(), inputs->begin(), inputs->end());
-    c10::IValue result;
-    {
-      torch::NoGradGuard no_grad;
-      result = fn(std::move(stack));
+    // The probe function has no schema of its own: fill trailing defaults from forward's (e.g. masks).
+    const auto& args = module.get_method("forward").function().getSchema().arguments();
+    if (stack.size() > args.size())
+      fail("the workload has {} inputs but forward takes {}", inputs->size(), args.size() - 1);
+    for (size_t i = stack.size(); i < args.size(); ++i) {
+      if (!args[i].default_value())
+        fail("the workload has {} inputs but forward needs '{}' too", inputs->size(), args[i].name());
+      stack.push_back(*args[i].default_value());
     }
+    // Run with autograd on: fused inference fast paths (e.g. nn.TransformerEncoderLayer's
+    // _transformer_encoder_layer_fwd) are skipped when parameters require grad, so the decomposed
+    // aten::linear ops run and can be measured. The MACs are the same either way.
+    c10::IValue result = fn(std::move(stack));
     const auto& elems = result.toTupleRef().elements();
     for (size_t i = 0; i < found.size(); ++i) {
       WeightOp& op = found[i].op;

@@ -1,0 +1,155 @@
+// The joule CLI end to end: the done-when command on a PyTorch model, recipes, and every bad-input case
+// (one-line error, non-zero exit, input untouched, no stray outputs).
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "compress/graph.h"
+#include "kernels/nm.h"
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+using namespace joule;
+
+namespace {
+
+struct CliRun {
+  int code;
+  std::string out, err;
+};
+
+fs::path scratch() {
+  auto d = fs::temp_directory_path() / ("joule_cli_" + std::to_string(getpid()));
+  fs::create_directories(d);
+  return d;
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+CliRun cli(const std::string& args) {
+  fs::path err = scratch() / "stderr.txt";
+  std::string cmd = std::string(JOULE_BIN) + " " + args + " 2>" + err.string();
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out, slurp(err)};
+}
+
+void expect_one_line_error(const CliRun& r, const std::string& needle) {
+  EXPECT_NE(r.code, 0);
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_EQ(r.err.rfind("joule: error: ", 0), 0u) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << "expected '" << needle << "' in: " << r.err;
+}
+
+}  // namespace
+
+TEST(Cli, PruneTwoFourOnPyTorchModelDoneWhen) {
+  fs::path d = scratch();
+  std::string in = test::model_path("mlp");
+  std::string before = slurp(in);
+  CliRun r = cli("prune --method 2:4 " + in + " -o " + (d / "out.pt").string() + " --report " + (d / "r.json").string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(slurp(in), before);  // input untouched
+  auto lm = load_model((d / "out.pt").string());
+  Analysis a = analyze(lm.module);
+  for (const auto& op : a.ops) {
+    at::Tensor w = get_tensor(lm.module, op.weight).contiguous();
+    EXPECT_TRUE(kernels::nm_satisfied(w.data_ptr<float>(), w.size(0), w.size(1), 2, 4)) << op.weight;
+  }
+  auto j = nlohmann::json::parse(slurp(d / "r.json"));
+  EXPECT_EQ(j["joule_report_version"], 1);
+  const auto& p = j["passes"][0];
+  EXPECT_EQ(p["name"], "prune");
+  EXPECT_EQ(p["options"]["method"], "2:4");
+  for (const char* side : {"before", "after"})
+    for (const char* k : {"params", "nonzero_params", "weight_bytes", "file_bytes", "latency_ms"})
+      EXPECT_GT(p[side][k].get<double>(), 0) << side << "." << k;
+  EXPECT_LT(p["after"]["nonzero_params"], p["before"]["nonzero_params"]);
+  EXPECT_EQ(p["before"]["quality"]["max_abs_err"], 0.0);
+  EXPECT_LT(p["after"]["quality"]["cosine"].get<double>(), 1.0);
+  EXPECT_TRUE(p["energy"].contains("cpu_ms_per_inference_after"));
+  for (const auto& e : fs::directory_iterator(d)) EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos);
+}
+
+TEST(Cli, RunRecipeFromTheIssue) {
+  fs::path d = scratch();
+  std::ofstream(d / "recipe.yaml") << "passes: [{prune: {method: \"2:4\"}}, "
+                                      "{prune: {method: structured, sparsity: 0.5, include: [\"blocks.*.a\"]}}]\n";
+  CliRun r = cli("run " + (d / "recipe.yaml").string() + " " + test::model_path("mlp") + " -o " + (d / "o.pt").string() +
+                " --report " + (d / "r.json").string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(slurp(d / "r.json"));
+  ASSERT_EQ(j["passes"].size(), 2u);
+  EXPECT_EQ(j["passes"][1]["stats"]["shrunk_layers"], 2);
+  EXPECT_LT(j["passes"][1]["after"]["file_bytes"], j["passes"][1]["before"]["file_bytes"]);
+  EXPECT_NE(j["passes"][1]["warnings"].dump().find("broke the pattern"), std::string::npos);
+  EXPECT_NE(r.out.find("2. prune structured"), std::string::npos);
+  auto lm = load_model((d / "o.pt").string());
+  EXPECT_EQ(get_tensor(lm.module, "blocks.0.a.weight").size(0), 128);
+  EXPECT_EQ(lm.provenance["passes"].size(), 2u);
+
+  std::ofstream(d / "recipe.json") << R"({"passes": [{"prune": {"method": "unstructured", "sparsity": 0.25, "scope": "global"}}],
+                                         "workload": {"inputs": ["f32:3x64"], "reps": 3}})";
+  r = cli("run " + (d / "recipe.json").string() + " " + test::model_path("mlp_noworkload") + " -o " + (d / "o2.pt").string());
+  ASSERT_EQ(r.code, 0) << r.err;
+}
+
+TEST(Cli, InspectPrintsLayerTableAndTotals) {
+  CliRun r = cli("inspect " + test::model_path("cnn"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("conv2.weight"), std::string::npos);
+  EXPECT_NE(r.out.find("2359296"), std::string::npos);  // conv2 MACs
+  r = cli("inspect " + test::model_path("mlp_noworkload") + " --input-shape 2x64 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["macs"], 2 * (64 * 96 + 2 * (96 * 256 * 2) + 96 * 10));
+  for (const char* sub : {"inspect", "prune", "run", "make-model"}) {
+    CliRun h = cli(std::string(sub) + " --help");
+    EXPECT_EQ(h.code, 0) << sub;
+    EXPECT_NE(h.out.find("Usage"), std::string::npos) << sub;
+  }
+}
+
+TEST(Cli, BadInputGetsOneLineErrors) {
+  fs::path d = scratch();
+  std::string out = " -o " + (d / "x.pt").string();
+  std::string mlp = test::model_path("mlp");
+  expect_one_line_error(cli("prune /no/such/model.pt" + out), "no such file");
+  std::ofstream(d / "text.pt") << "this is not a model\n";
+  expect_one_line_error(cli("prune " + (d / "text.pt").string() + out), "not a TorchScript archive");
+  std::string bytes = slurp(mlp);
+  std::ofstream(d / "trunc.pt", std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+  expect_one_line_error(cli("prune " + (d / "trunc.pt").string() + out), "truncated");
+  expect_one_line_error(cli("prune --bogus " + mlp + out), "--bogus");
+  expect_one_line_error(cli("prune --sparsity 1.5 " + mlp + out), "outside [0, 1)");
+  expect_one_line_error(cli("prune --method 2:4 " + test::model_path("cnn") + out), "divisible by 4");
+  expect_one_line_error(cli("prune --include 'decoder.*' " + mlp + out), "matches no prunable layer");
+  expect_one_line_error(cli("prune " + test::model_path("mlp_noworkload") + out), "--input-shape");
+  expect_one_line_error(cli("prune --input-shape 3x5 " + mlp + out), "");
+  expect_one_line_error(cli("prune " + mlp + " -o /no/such/dir/x.pt"), "does not exist");
+  expect_one_line_error(cli("run /no/recipe.yaml " + mlp + out), "no such file");
+  std::ofstream(d / "bad.yaml") << "passes: [{prune: {method: structured, scope: global}}]\n";
+  expect_one_line_error(cli("run " + (d / "bad.yaml").string() + " " + mlp + out), "global");
+  std::ofstream(d / "unknown.yaml") << "passes: [{quantize: {}}]\n";
+  expect_one_line_error(cli("run " + (d / "unknown.yaml").string() + " " + mlp + out), "unknown pass");
+  EXPECT_FALSE(fs::exists(d / "x.pt"));
+
+  // The input is never overwritten, even when asked to.
+  fs::copy_file(mlp, d / "in.pt", fs::copy_options::overwrite_existing);
+  std::string before = slurp(d / "in.pt");
+  expect_one_line_error(cli("prune " + (d / "in.pt").string() + " -o " + (d / "in.pt").string()), "never overwrites");
+  EXPECT_EQ(slurp(d / "in.pt"), before);
+}

@@ -6,6 +6,8 @@
 
 #include <CLI/CLI.hpp>
 #include <iostream>
+#include <numeric>
+#include <set>
 
 #include "compress/error.h"
 #include "compress/model_io.h"
@@ -82,16 +84,16 @@ int cmd_inspect(const std::string& path, const MeasureFlags& f, bool json) {
   fmt::print("{:>3}  {:<40} {:<9} {:<16} {:<18} {:<18} {:>12}\n", "#", "weight", "op", "weight shape", "input",
              "output", "MACs");
   int64_t weight_params = 0;
+  std::set<std::string> counted;
   for (size_t i = 0; i < a.ops.size(); ++i) {
     const auto& op = a.ops[i];
     std::string macs = !a.probed ? "-" : op.calls == 0 ? "not run" : fmt::format("{}", op.macs);
     fmt::print("{:>3}  {:<40} {:<9} {:<16} {:<18} {:<18} {:>12}\n", i, op.weight + (op.derived ? " (slice)" : ""),
                op_kind_name(op.kind), shape(op.weight_shape), shape(op.input_shape), shape(op.output_shape), macs);
-    int64_t n = 1;
-    for (auto d : op.weight_shape) n *= d;
-    weight_params += n;
+    if (counted.insert(op.weight).second)
+      weight_params += std::accumulate(op.weight_shape.begin(), op.weight_shape.end(), int64_t{1}, std::multiplies<>());
   }
-  fmt::print("total: {} parameters ({} in weight-op weights, counted per op), {} MACs ({:.3f} GMACs) per forward\n",
+  fmt::print("total: {} parameters ({} in weight-op weights), {} MACs ({:.3f} GMACs) per forward\n",
              a.total_params, weight_params, a.total_macs(), double(a.total_macs()) * 1e-9);
   return 0;
 }
