@@ -322,6 +322,7 @@ Analysis analyze(const torch::jit::Module& module, const std::vector<c10::IValue
       for (size_t t = 0; t + 1 < taps.size(); t += 2) {
         at::Tensor in = taps.get(t).toTensor(), out = taps.get(t + 1).toTensor();
         if (op.calls++ == 0) op.input_shape = in.sizes().vec(), op.output_shape = out.sizes().vec();
+        op.act_bytes += static_cast<int64_t>(in.nbytes() + out.nbytes());
         const auto& ws = op.weight_shape;
         switch (op.kind) {
           case OpKind::Linear: op.macs += out.numel() * in.size(-1); break;

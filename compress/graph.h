@@ -31,7 +31,8 @@ struct WeightOp {
   // Filled by the shape probe (analyze with inputs); calls == 0 when the op did not run on the workload.
   std::vector<int64_t> input_shape, output_shape;
   int64_t calls = 0;
-  int64_t macs = 0;  // over all calls in one forward
+  int64_t macs = 0;         // over all calls in one forward
+  int64_t act_bytes = 0;    // activation input + output bytes over all calls
 };
 
 // A producer whose output features flow, through ops that map 0 to 0 (relu, gelu, dropout, ...), and

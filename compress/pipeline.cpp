@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <thread>
 
 #include "compress/error.h"
 #include "compress/model_io.h"
@@ -51,8 +52,61 @@ static double percentile(std::vector<double> v, double q) {
   return v[lo] + (pos - double(lo)) * (v[hi] - v[lo]);
 }
 
+std::vector<energy::OpCost> op_costs(const torch::jit::Module& m, const Analysis& a) {
+  std::vector<energy::OpCost> out;
+  for (const auto& op : a.ops) {
+    if (op.calls == 0) continue;
+    at::Tensor w = get_tensor(m, op.weight);
+    energy::OpCost c;
+    c.name = op.weight;
+    try {
+      c.dtype = energy::dtype_from_name(c10::toString(w.scalar_type()));
+    } catch (const std::invalid_argument&) {
+      c.dtype = energy::DType::F32;
+    }
+    int64_t bytes = static_cast<int64_t>(w.nbytes());
+    if (!op.bias.empty()) bytes += static_cast<int64_t>(get_tensor(m, op.bias).nbytes());
+    c.macs = double(op.macs);
+    c.weight_bytes = double(bytes) * double(op.calls);
+    c.act_bytes = double(op.act_bytes);
+    c.density = w.numel() ? double(w.count_nonzero().item<int64_t>()) / double(w.numel()) : 1.0;
+    out.push_back(c);
+  }
+  return out;
+}
+
+std::vector<EnergyFigure> measure_energy(torch::jit::Module& m, const std::vector<c10::IValue>& inputs,
+                                         const energy::Session& session, double latency_ms, double dram_bytes,
+                                         const std::string& label) {
+  const auto& meters = session.meters();
+  int windows = std::max(2, session.settings().windows);
+  // Each window repeats the workload until it is long enough for the slowest meter (NVML's counter
+  // updates every ~100 ms): a short window is never reported as zero.
+  int64_t per_window = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(session.window_s() * 1e3 / std::max(latency_ms, 1e-3))));
+  std::vector<std::vector<double>> samples(meters.size());
+  std::vector<double> rel(meters.size(), 0);
+  torch::NoGradGuard no_grad;
+  Progress bar("energy " + label, windows);
+  for (int k = 0; k < windows; ++k, bar.tick()) {
+    for (auto& mt : meters) mt->start();
+    for (int64_t i = 0; i < per_window; ++i) m.forward(inputs);
+    energy::WindowInfo info{dram_bytes * double(per_window)};
+    for (size_t j = 0; j < meters.size(); ++j) {
+      energy::Reading r = meters[j]->stop(info);
+      samples[j].push_back(r.joules / double(per_window));
+      rel[j] = r.uncertainty_rel;
+    }
+  }
+  std::vector<EnergyFigure> out;
+  for (size_t j = 0; j < meters.size(); ++j) {
+    energy::Stats st = energy::mean_ci95(samples[j]);
+    out.push_back({meters[j]->source(), meters[j]->measured(), st.mean, st.ci95, rel[j], windows, per_window, nullptr});
+  }
+  return out;
+}
+
 Metrics measure(const torch::jit::Module& m, const Workload& w, const std::vector<c10::IValue>& inputs,
-                const at::Tensor& reference, const std::string& label) {
+                const at::Tensor& reference, const std::string& label, const energy::Session* session) {
   Metrics r;
   for (const auto& p : m.named_parameters(true)) {
     r.params += p.value.numel();
@@ -90,6 +144,26 @@ Metrics measure(const torch::jit::Module& m, const Workload& w, const std::vecto
   r.max_abs_err = reference.numel() ? (y - reference).abs().max().item<double>() : 0.0;
   double denom = y.norm().item<double>() * reference.norm().item<double>();
   r.cosine = denom > 0 ? y.dot(reference).item<double>() / denom : (y.equal(reference) ? 1.0 : 0.0);
+
+  if (session) {
+    Analysis probed = analyze(m, &inputs);
+    auto costs = op_costs(m, probed);
+    double dram_bytes = 0;
+    for (const auto& c : costs) dram_bytes += c.weight_bytes;
+    r.energy = measure_energy(module, inputs, *session, r.latency_ms, dram_bytes, label);
+    const auto& consts = session->settings().op;
+    energy::OpEstimate dense = energy::estimate_dense(costs, consts), ideal = energy::estimate_ideal_sparse(costs, consts);
+    double macs = 0, act = 0;
+    for (const auto& c : costs) macs += c.macs, act += c.act_bytes;
+    nlohmann::json detail = {{"as_executed", dense.to_json()},
+                             {"ideal_sparse", ideal.to_json()},
+                             {"macs", macs},
+                             {"weight_bytes_read", dram_bytes},
+                             {"activation_bytes", act},
+                             {"scope", "weight-bearing ops only (linear, conv, matmul with a weight)"}};
+    // The op model is an order-of-magnitude figure in absolute terms (45 nm constants): uncertainty 100%.
+    r.energy.push_back({"estimate:op-model", false, dense.total(), 0.0, 1.0, 0, 0, detail});
+  }
   return r;
 }
 
@@ -113,16 +187,20 @@ nlohmann::json describe_model(const torch::jit::Module& m, const Workload& w, co
           {"macs", a.total_macs()}};
 }
 
-Report Pipeline::run(torch::jit::Module& m, Context& ctx, nlohmann::json model_info) {
+Report Pipeline::run(torch::jit::Module& m, Context& ctx, nlohmann::json model_info, const energy::Session* session) {
   Report report;
   report.model = std::move(model_info);
+  if (session) {
+    report.energy = session->describe();
+    report.grid_g_per_kwh = session->settings().grid.g_per_kwh;
+  }
   auto inputs = ctx.workload.make_inputs();
   at::Tensor reference;
   {
     torch::NoGradGuard no_grad;
     reference = flat_output(m.forward(inputs));
   }
-  Metrics current = measure(m, ctx.workload, inputs, reference, "input model");
+  Metrics current = measure(m, ctx.workload, inputs, reference, "input model", session);
   for (size_t i = 0; i < passes_.size(); ++i) {
     Pass& pass = *passes_[i];
     PassRecord rec;
@@ -131,13 +209,30 @@ Report Pipeline::run(torch::jit::Module& m, Context& ctx, nlohmann::json model_i
     rec.before = current;
     double cpu0 = cpu_seconds();
     auto wall0 = std::chrono::steady_clock::now();
+    if (session)
+      for (auto& mt : session->meters()) mt->start();
     PassResult res = pass.run(m, ctx);
     rec.pass_wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
     rec.pass_cpu_s = cpu_seconds() - cpu0;
+    if (session) {
+      // Measured meters cannot resolve a window shorter than their update period: keep the window open
+      // (idle) until it is long enough, and say how long that padding was.
+      double padded = 0;
+      bool any_measured = false;
+      for (auto& mt : session->meters()) any_measured |= mt->measured();
+      if (any_measured && rec.pass_wall_s < session->window_s()) {
+        padded = session->window_s() - rec.pass_wall_s;
+        std::this_thread::sleep_for(std::chrono::duration<double>(padded));
+      }
+      for (auto& mt : session->meters()) {
+        energy::Reading r = mt->stop({});
+        rec.pass_cost.push_back({mt->source(), mt->measured(), r.joules, r.seconds, mt->measured() ? padded : 0.0});
+      }
+    }
     if (res.changed) ctx.invalidate();
     rec.stats = std::move(res.stats);
     rec.warnings = std::move(res.warnings);
-    current = measure(m, ctx.workload, inputs, reference, fmt::format("after {}. {}", i + 1, rec.name));
+    current = measure(m, ctx.workload, inputs, reference, fmt::format("after {}. {}", i + 1, rec.name), session);
     rec.after = current;
     report.passes.push_back(std::move(rec));
   }

@@ -1,5 +1,5 @@
-// The pipeline report: plain structs (no LibTorch), serialised to JSON (schema in docs/REPORT.md) and to a
-// terminal table. Version 1 keys are stable; new keys may be added, none removed.
+// The pipeline report: plain structs (no LibTorch), serialised to JSON (schema in docs/REPORT.md), to a
+// terminal table, and to an SVG plot. Version 1 keys are stable; new keys may be added, none removed.
 #pragma once
 #include <nlohmann/json.hpp>
 
@@ -8,6 +8,27 @@
 #include <vector>
 
 namespace joule {
+
+// Joules per inference from one source. `measured` is true only for hardware counters (nvml, rapl).
+struct EnergyFigure {
+  std::string source;  // "nvml", "rapl", "estimate:time-power", "estimate:op-model"
+  bool measured = false;
+  double j_per_inference = 0;
+  double ci95_j = 0;           // half-width of the 95% confidence interval over windows (0 for the op model)
+  double uncertainty_rel = 0;  // the method's own uncertainty, as a fraction (see docs/ENERGY.md)
+  int windows = 0;
+  int64_t inferences_per_window = 0;
+  nlohmann::json detail;  // e.g. the op model's MAC/DRAM/SRAM split
+};
+
+// Energy spent running a pass itself (analysis, calibration, training), per source.
+struct PassCost {
+  std::string source;
+  bool measured = false;
+  double joules = 0;
+  double seconds = 0;
+  double padded_s = 0;  // idle time added to reach a measured meter's minimum window (its energy included)
+};
 
 // What one model looks like on the fixed workload.
 struct Metrics {
@@ -22,6 +43,7 @@ struct Metrics {
   double cosine = 1;
   double wall_ms_per_inference = 0;  // mean wall time over the timed repetitions
   double cpu_ms_per_inference = 0;   // process CPU time (all threads) per inference
+  std::vector<EnergyFigure> energy;  // headline source first (measured if any), op model last
 };
 
 struct PassRecord {
@@ -31,16 +53,22 @@ struct PassRecord {
   nlohmann::json stats;  // what the pass changed (per layer)
   std::vector<std::string> warnings;
   double pass_wall_s = 0, pass_cpu_s = 0;  // the cost of running the pass itself
+  std::vector<PassCost> pass_cost;
 };
 
 struct Report {
-  nlohmann::json model;  // path, inputs, threads, ...
+  nlohmann::json model;   // path, inputs, threads, ...
+  nlohmann::json energy;  // sources, CPU profile, grid intensity, constants (energy::Session::describe)
+  double grid_g_per_kwh = 0;
   std::vector<PassRecord> passes;
 
   nlohmann::json to_json() const;
   std::string table() const;  // the terminal rendering
+  std::string svg() const;    // size, latency, energy and quality after each pass (report_plot.cpp)
 };
 
 nlohmann::json metrics_json(const Metrics& m);
+nlohmann::json figure_json(const EnergyFigure& f);
+const EnergyFigure* find_figure(const Metrics& m, const std::string& source);
 
 }  // namespace joule

@@ -107,6 +107,54 @@ TEST(Cli, RunRecipeFromTheIssue) {
   ASSERT_EQ(r.code, 0) << r.err;
 }
 
+TEST(Cli, RecipeReportsEnergyPerPassAndPlotsDoneWhen) {
+  fs::path d = scratch();
+  std::ofstream(d / "r.yaml") << "passes: [{prune: {method: structured, sparsity: 0.5, include: [\"blocks.*.a\"]}}, "
+                                 "{prune: {method: \"2:4\"}}]\n";
+  CliRun r = cli("run " + (d / "r.yaml").string() + " " + test::model_path("mlp") + " -o " + (d / "o.pt").string() +
+                 " --report " + (d / "r.json").string() + " --plot " + (d / "r.svg").string() + " --region FR");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(slurp(d / "r.json"));
+  EXPECT_EQ(j["energy_setup"]["grid"]["region"], "FR");
+  for (const auto& p : j["passes"]) {
+    const auto& e = p["energy"];
+    for (const char* k : {"source", "j_per_inference_before", "j_per_inference_after", "saved_j_per_inference",
+                          "pass_cost_j", "break_even_inferences", "grid_g_per_kwh", "co2e_g_per_million_before",
+                          "co2e_g_per_million_after"})
+      EXPECT_TRUE(e.contains(k)) << k;
+    EXPECT_EQ(e["source"].get<std::string>().rfind("estimate:", 0), 0u);  // no RAPL/NVML here: never "measured"
+    EXPECT_EQ(e["measured"], false);
+    EXPECT_EQ(e["grid_g_per_kwh"], 56);
+    EXPECT_GT(e["pass_cost_j"].get<double>(), 0);
+    EXPECT_GT(e["j_per_inference_before"].get<double>(), 0);
+    const auto& op = e["sources"]["estimate:op-model"];
+    EXPECT_LE(op["j_per_inference_after"].get<double>(), op["j_per_inference_before"].get<double>());
+  }
+  // Structured pruning halves the hidden MACs and bytes: the op model must see it; 2:4 on dense kernels
+  // costs the same, never more, and its ideal-sparse figure is lower.
+  const auto& op1 = j["passes"][0]["energy"]["sources"]["estimate:op-model"];
+  EXPECT_LT(op1["j_per_inference_after"].get<double>(), 0.7 * op1["j_per_inference_before"].get<double>());
+  const auto& after2 = j["passes"][1]["after"]["energy"];
+  EXPECT_LT(after2[1]["detail"]["ideal_sparse"]["j_per_inference"].get<double>(),
+            after2[1]["detail"]["as_executed"]["j_per_inference"].get<double>());
+  std::string svg = slurp(d / "r.svg");
+  EXPECT_EQ(svg.rfind("<svg", 0), 0u);
+  EXPECT_NE(svg.find("Energy per inference"), std::string::npos);
+}
+
+TEST(Cli, EnergyCommandListsEverySource) {
+  CliRun r = cli("energy " + test::model_path("mlp") + " --energy-windows 3 --cpu-watts 5");
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* s : {"estimate:time-power", "estimate:op-model", "rapl", "nvml", "5.00 W per busy core"})
+    EXPECT_NE(r.out.find(s), std::string::npos) << s;
+  r = cli("energy " + test::model_path("mlp") + " --energy-windows 3 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["energy"][0]["source"], "estimate:time-power");
+  EXPECT_EQ(j["energy"][0]["measured"], false);
+  EXPECT_GT(j["energy"][0]["j_per_inference"].get<double>(), 0);
+}
+
 TEST(Cli, InspectPrintsLayerTableAndTotals) {
   CliRun r = cli("inspect " + test::model_path("cnn"));
   ASSERT_EQ(r.code, 0) << r.err;
@@ -116,7 +164,7 @@ TEST(Cli, InspectPrintsLayerTableAndTotals) {
   ASSERT_EQ(r.code, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["macs"], 2 * (64 * 96 + 2 * (96 * 256 * 2) + 96 * 10));
-  for (const char* sub : {"inspect", "prune", "run", "make-model"}) {
+  for (const char* sub : {"inspect", "prune", "run", "energy", "make-model"}) {
     CliRun h = cli(std::string(sub) + " --help");
     EXPECT_EQ(h.code, 0) << sub;
     EXPECT_NE(h.out.find("Usage"), std::string::npos) << sub;
@@ -145,6 +193,10 @@ TEST(Cli, BadInputGetsOneLineErrors) {
   expect_one_line_error(cli("run " + (d / "bad.yaml").string() + " " + mlp + out), "global");
   std::ofstream(d / "unknown.yaml") << "passes: [{quantize: {}}]\n";
   expect_one_line_error(cli("run " + (d / "unknown.yaml").string() + " " + mlp + out), "unknown pass");
+  expect_one_line_error(cli("prune --region ATLANTIS " + mlp + out), "unknown region");
+  expect_one_line_error(cli("prune --grid-intensity 100 --region FR " + mlp + out), "excludes");
+  expect_one_line_error(cli("energy --energy-windows 1 " + mlp), "at least 2");
+  expect_one_line_error(cli("energy --op-constants /no/such.json " + mlp), "no such file");
   EXPECT_FALSE(fs::exists(d / "x.pt"));
 
   // The input is never overwritten, even when asked to.

@@ -5,6 +5,7 @@
 #include <fmt/ranges.h>
 
 #include <CLI/CLI.hpp>
+#include <fstream>
 #include <iostream>
 #include <numeric>
 #include <set>
@@ -24,7 +25,11 @@ struct MeasureFlags {
   int warmup = -1, reps = -1;
   uint64_t seed = 0;
   int64_t step = 0;
-  std::string report;
+  std::string report, plot;
+  // energy
+  double cpu_watts = 0, grid_intensity = -1;
+  std::string region, op_constants;
+  int energy_windows = 8;
 
   void add_to(CLI::App* app) {
     app->add_option("--input-shape,-i", input_shapes,
@@ -35,6 +40,40 @@ struct MeasureFlags {
     app->add_option("--seed", seed, "seed of the generated workload inputs");
     app->add_option("--step", step, "training step, for gradual (cubic) sparsity schedules in fine-tuning loops");
     app->add_option("--report", report, "write the JSON report here (schema: docs/REPORT.md)");
+    app->add_option("--plot", plot, "write an SVG plot of size, latency, energy and quality per pass here");
+    add_energy_to(app);
+  }
+
+  void add_energy_to(CLI::App* app) {
+    app->add_option("--cpu-watts", cpu_watts, "active power per busy core for the time x power estimate (default: CPU TDP / cores)");
+    auto* g = app->add_option("--grid-intensity", grid_intensity, "grid carbon intensity, gCO2e/kWh (default: world average)");
+    app->add_option("--region", region, "grid carbon intensity of a region: WORLD, EU, US, CN, IN, DE, FR, GB, ...")->excludes(g);
+    app->add_option("--op-constants", op_constants, "JSON file overriding the op model's pJ constants (docs/ENERGY.md)");
+    app->add_option("--energy-windows", energy_windows, "energy measurement windows per model (default 8; CI from their spread)");
+  }
+
+  energy::Settings energy_settings() const {
+    energy::Settings s;
+    if (cpu_watts < 0) fail("--cpu-watts must be positive");
+    if (energy_windows < 2) fail("--energy-windows must be at least 2 (a confidence interval needs two windows)");
+    s.cpu_watts = cpu_watts;
+    s.windows = energy_windows;
+    try {
+      if (grid_intensity >= 0) s.grid = energy::grid_custom(grid_intensity);
+      if (!region.empty()) s.grid = energy::grid_for_region(region);
+    } catch (const std::invalid_argument& e) {
+      fail("{}", e.what());
+    }
+    if (!op_constants.empty()) {
+      std::ifstream f(op_constants);
+      if (!f) fail("op constants '{}': no such file", op_constants);
+      try {
+        s.op = energy::OpModelConstants::from_json(nlohmann::json::parse(f));
+      } catch (const std::exception& e) {
+        fail("op constants '{}': {}", op_constants, first_line(e.what()));
+      }
+    }
+    return s;
   }
 
   // CLI flags beat the recipe's workload, which beats the one carried in the model archive.
@@ -102,6 +141,8 @@ int run_pipeline(Pipeline& pipeline, const std::string& model, const std::string
                  const nlohmann::json& recipe_workload, const std::string& recipe_path) {
   check_output_path(out, model);
   if (!f.report.empty()) check_output_path(f.report, model);
+  if (!f.plot.empty()) check_output_path(f.plot, model);
+  energy::Session session(f.energy_settings());
   LoadedModel lm = load_model(model);
   Context ctx;
   ctx.workload = f.workload(lm, recipe_workload, model);
@@ -109,7 +150,7 @@ int run_pipeline(Pipeline& pipeline, const std::string& model, const std::string
   fill_int_bounds(ctx.workload, ctx.analysis(lm.module));
   auto info = describe_model(lm.module, ctx.workload, model);
   if (!recipe_path.empty()) info["recipe"] = recipe_path;
-  Report report = pipeline.run(lm.module, ctx, info);
+  Report report = pipeline.run(lm.module, ctx, info, &session);
   std::cout << report.table();
   nlohmann::json provenance = lm.provenance.is_null() ? nlohmann::json{{"passes", nlohmann::json::array()}} : lm.provenance;
   for (const auto& p : report.passes) provenance["passes"].push_back({{"name", p.name}, {"options", p.options}});
@@ -119,6 +160,55 @@ int run_pipeline(Pipeline& pipeline, const std::string& model, const std::string
     write_file_atomic(f.report, report.to_json().dump(2) + "\n");
     fmt::print("wrote {}\n", f.report);
   }
+  if (!f.plot.empty()) {
+    write_file_atomic(f.plot, report.svg());
+    fmt::print("wrote {}\n", f.plot);
+  }
+  return 0;
+}
+
+// One model alone: every energy source side by side, with what is unavailable and why.
+int cmd_energy(const std::string& path, const MeasureFlags& f, bool json) {
+  energy::Session session(f.energy_settings());
+  LoadedModel lm = load_model(path);
+  Workload w = f.workload(lm, nullptr, path);
+  fill_int_bounds(w, analyze(lm.module));
+  auto inputs = w.make_inputs();
+  at::Tensor ref;
+  {
+    torch::NoGradGuard g;
+    ref = flat_output(lm.module.forward(inputs));
+  }
+  Metrics m = measure(lm.module, w, inputs, ref, "model", &session);
+  double grid = session.settings().grid.g_per_kwh;
+  if (json) {
+    nlohmann::json out = {{"model", path}, {"workload", w.to_json()}, {"latency_ms", m.latency_ms},
+                          {"cpu_ms_per_inference", m.cpu_ms_per_inference}, {"energy_setup", session.describe()}};
+    for (const auto& e : m.energy) {
+      auto j = figure_json(e);
+      j["co2e_g_per_million"] = energy::co2e_g_per_million(e.j_per_inference, grid);
+      out["energy"].push_back(j);
+    }
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  fmt::print("{}: workload {}, latency {:.3f} ms (median of {}), CPU {:.3f} ms per inference\n", path,
+             w.to_json()["inputs"].dump(), m.latency_ms, m.reps, m.cpu_ms_per_inference);
+  fmt::print("{:<22} {:<9} {:>14} {:>12} {:>10} {:>16}  {}\n", "source", "kind", "mJ/inference", "±95% CI", "method ±",
+             "gCO2e/1M inf", "how");
+  for (const auto& e : m.energy) {
+    std::string how = e.source == "estimate:op-model" ? "MACs x pJ/MAC + bytes x pJ/byte (Horowitz 2014, 45 nm)" : "";
+    for (const auto& mt : session.meters())
+      if (mt->source() == e.source) how = mt->method();
+    fmt::print("{:<22} {:<9} {:>14.4f} {:>12.4f} {:>9.0f}% {:>16.3f}  {}\n", e.source,
+               e.measured ? "measured" : "estimate", e.j_per_inference * 1e3, e.ci95_j * 1e3, e.uncertainty_rel * 100,
+               energy::co2e_g_per_million(e.j_per_inference, grid), how);
+  }
+  for (const auto& u : session.unavailable()) fmt::print("{:<22} {:<9} {}\n", u.source, "n/a", u.why);
+  const auto& g = session.settings().grid;
+  fmt::print("CPU: {} ({:.2f} W per busy core: {})\ngrid: {} {:.0f} gCO2e/kWh ({}{})\n", session.cpu().model,
+             session.cpu().watts_per_core, session.cpu().source, g.region, g.g_per_kwh, g.source,
+             g.year ? fmt::format(", {}", g.year) : "");
   return 0;
 }
 
@@ -164,6 +254,16 @@ int main(int argc, char** argv) {
   run->add_option("-o,--output", out, "output model (.pt)")->required();
   flags.add_to(run);
 
+  auto* energy_cmd = app.add_subcommand("energy", "measure one model's energy per inference: every source side by side");
+  bool energy_json = false;
+  energy_cmd->add_option("model", model, "TorchScript model (.pt)")->required();
+  energy_cmd->add_option("--input-shape,-i", flags.input_shapes, "workload input(s), e.g. 1x128 or i64:1x128:30522")
+      ->allow_extra_args(false);
+  energy_cmd->add_option("--warmup", flags.warmup, "untimed runs before measuring (default 3)");
+  energy_cmd->add_option("--reps", flags.reps, "timed runs for latency (default 20)");
+  energy_cmd->add_flag("--json", energy_json, "print JSON instead of a table");
+  flags.add_energy_to(energy_cmd);
+
   auto* make = app.add_subcommand("make-model", "build a bundled model as TorchScript (the default: mlp)");
   std::string kind = "mlp";
   models::MlpConfig mlp;
@@ -187,6 +287,7 @@ int main(int argc, char** argv) {
     if (threads < 0) fail("--threads must be positive");
     if (threads > 0) at::set_num_threads(threads);
     if (*inspect) return cmd_inspect(model, flags, inspect_json);
+    if (*energy_cmd) return cmd_energy(model, flags, energy_json);
     if (*prune) {
       nlohmann::json o = {{"method", method}};
       if (prune->count("--sparsity")) o["sparsity"] = sparsity;

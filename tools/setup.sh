@@ -34,4 +34,8 @@ if [ ! -f "$venv/.complete" ]; then
   touch "$venv/.complete"
 fi
 ln -sfn "$venv" "$root/.venv"
+# Venvs of older requirement sets are 5 GB each: keep only the current one.
+for old in "$cache"/venv-*; do
+  [ "$old" = "$venv" ] || [ ! -d "$old" ] || rm -rf "$old"
+done
 echo "[setup] ok: venv $(readlink "$root/.venv"), torch $("$root/.venv/bin/python" -c 'import torch; print(torch.__version__)')"
