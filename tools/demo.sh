@@ -8,4 +8,4 @@ bash tools/build.sh joule
 mkdir -p build/demo
 build/bin/joule make-model mlp -o build/demo/mlp.pt
 build/bin/joule run recipes/demo.yaml build/demo/mlp.pt -o build/demo/mlp.compressed.pt \
-  --report build/demo/report.json "$@"
+  --report build/demo/report.json --plot build/demo/report.svg "$@"
