@@ -16,6 +16,11 @@ namespace fs = std::filesystem;
 static const char* kWorkloadFile = "joule/workload.json";
 static const char* kProvenanceFile = "joule/provenance.json";
 
+const std::vector<std::string>& carried_extra_files() {
+  static const std::vector<std::string> files = {"joule/vocab.txt", "joule/text.json"};
+  return files;
+}
+
 // A zip archive starts with a local header and ends with an end-of-central-directory record within the
 // last 64 KiB + 22 bytes; a truncated download loses the latter first.
 static void check_zip(const std::string& path) {
@@ -49,6 +54,7 @@ static nlohmann::json parse_extra(const std::string& path, const std::string& na
 LoadedModel load_model(const std::string& path) {
   check_zip(path);
   torch::jit::ExtraFilesMap extra{{kWorkloadFile, ""}, {kProvenanceFile, ""}};
+  for (const auto& f : carried_extra_files()) extra[f] = "";
   LoadedModel lm;
   try {
     lm.module = torch::jit::load(path, c10::Device(c10::kCPU), extra);
@@ -60,6 +66,8 @@ LoadedModel load_model(const std::string& path) {
   lm.module.eval();
   lm.workload = parse_extra(path, kWorkloadFile, extra[kWorkloadFile]);
   lm.provenance = parse_extra(path, kProvenanceFile, extra[kProvenanceFile]);
+  for (const auto& f : carried_extra_files())
+    if (!extra[f].empty()) lm.extra[f] = extra[f];
   return lm;
 }
 
@@ -101,11 +109,12 @@ void write_file_atomic(const std::string& path, const std::string& content) {
 }
 
 void save_model(const torch::jit::Module& module, const std::string& out, const std::string& input_path,
-                const nlohmann::json& workload, const nlohmann::json& provenance) {
+                const nlohmann::json& workload, const nlohmann::json& provenance,
+                const std::map<std::string, std::string>& carried) {
   check_output_path(out, input_path);
   std::error_code ec;
   std::string tmp = temp_name(out);
-  torch::jit::ExtraFilesMap extra;
+  torch::jit::ExtraFilesMap extra(carried.begin(), carried.end());
   if (!workload.is_null()) extra[kWorkloadFile] = workload.dump();
   if (!provenance.is_null()) extra[kProvenanceFile] = provenance.dump(2);
   try {

@@ -4,8 +4,10 @@
 #pragma once
 #include <torch/script.h>
 
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 namespace joule {
 
@@ -13,14 +15,19 @@ struct LoadedModel {
   torch::jit::Module module;
   nlohmann::json workload;    // null when the archive carries none
   nlohmann::json provenance;  // null when the archive carries none
+  std::map<std::string, std::string> extra;  // other joule/ files carried (e.g. a tokenizer's vocab), kept on save
 };
+
+// Extra files Joule reads from and writes to archives besides workload and provenance.
+const std::vector<std::string>& carried_extra_files();
 
 // Checks the file (exists, zip archive, not truncated) before LibTorch sees it; the module is put in eval mode.
 LoadedModel load_model(const std::string& path);
 
 // Writes OUT atomically (temp file in the same folder, then rename). Refuses to overwrite `input_path`.
 void save_model(const torch::jit::Module& module, const std::string& out, const std::string& input_path,
-                const nlohmann::json& workload, const nlohmann::json& provenance);
+                const nlohmann::json& workload, const nlohmann::json& provenance,
+                const std::map<std::string, std::string>& extra = {});
 
 // Fails (one line) unless OUT can be written: its folder exists and it is not the input file.
 void check_output_path(const std::string& out, const std::string& input_path);

@@ -4,6 +4,7 @@
 #pragma once
 #include <torch/script.h>
 
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -25,6 +26,8 @@ class Context {
  public:
   Workload workload;
   int64_t step = 0;  // training step, for gradual sparsity schedules used inside fine-tuning loops
+  // Task quality of a model state (e.g. STS-B Spearman), measured before the first pass and after each.
+  std::function<nlohmann::json(torch::jit::Module&)> task_quality;
 
   // Structural analysis of `m` (no shape probe), cached until invalidate().
   const Analysis& analysis(const torch::jit::Module& m);

@@ -172,7 +172,7 @@ void fill_int_bounds(Workload& w, const Analysis& a) {
   for (const auto& op : a.ops)
     if (op.kind == OpKind::Embedding) vocab = vocab ? std::min(vocab, op.weight_shape[0]) : op.weight_shape[0];
   for (auto& in : w.inputs)
-    if (c10::isIntegralType(in.dtype, false) && in.high == 0) in.high = vocab ? vocab : 100;
+    if (c10::isIntegralType(in.dtype, false) && in.high == 0 && !in.fill) in.high = vocab ? vocab : 100;
 }
 
 nlohmann::json describe_model(const torch::jit::Module& m, const Workload& w, const std::string& path) {
@@ -201,6 +201,7 @@ Report Pipeline::run(torch::jit::Module& m, Context& ctx, nlohmann::json model_i
     reference = flat_output(m.forward(inputs));
   }
   Metrics current = measure(m, ctx.workload, inputs, reference, "input model", session);
+  if (ctx.task_quality) current.task = ctx.task_quality(m);
   for (size_t i = 0; i < passes_.size(); ++i) {
     Pass& pass = *passes_[i];
     PassRecord rec;
@@ -233,6 +234,7 @@ Report Pipeline::run(torch::jit::Module& m, Context& ctx, nlohmann::json model_i
     rec.stats = std::move(res.stats);
     rec.warnings = std::move(res.warnings);
     current = measure(m, ctx.workload, inputs, reference, fmt::format("after {}. {}", i + 1, rec.name), session);
+    if (ctx.task_quality) current.task = ctx.task_quality(m);
     rec.after = current;
     report.passes.push_back(std::move(rec));
   }

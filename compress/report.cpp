@@ -29,6 +29,9 @@ const EnergyFigure* find_figure(const Metrics& m, const std::string& source) {
 nlohmann::json metrics_json(const Metrics& m) {
   auto energy = nlohmann::json::array();
   for (const auto& f : m.energy) energy.push_back(figure_json(f));
+  nlohmann::json quality = {{"reference", "pipeline input model, same inputs"}, {"max_abs_err", m.max_abs_err},
+                            {"cosine", m.cosine}};
+  quality.update(m.task);
   return {
       {"params", m.params},
       {"nonzero_params", m.nonzero_params},
@@ -41,8 +44,7 @@ nlohmann::json metrics_json(const Metrics& m) {
       {"latency_reps", m.reps},
       {"wall_ms_per_inference", m.wall_ms_per_inference},
       {"cpu_ms_per_inference", m.cpu_ms_per_inference},
-      {"quality", {{"reference", "pipeline input model, same inputs"}, {"max_abs_err", m.max_abs_err},
-                   {"cosine", m.cosine}}},
+      {"quality", quality},
       {"energy", energy},
   };
 }
@@ -129,23 +131,29 @@ static std::string mj(const Metrics& m, size_t i) {
                       : fmt::format("{:.3f}", f.j_per_inference * 1e3);
 }
 
+static std::string task_cell(const Metrics& m) {
+  return m.task.contains("stsb_spearman") ? fmt::format(" {:>8.2f}", m.task["stsb_spearman"].get<double>()) : "";
+}
+
 static std::string row(const std::string& label, const Metrics& m) {
   double sparsity = m.params ? 100.0 * (1.0 - double(m.nonzero_params) / double(m.params)) : 0.0;
   const EnergyFigure* op = find_figure(m, "estimate:op-model");
-  return fmt::format("{:<24} {:>10} {:>6.1f} {:>8} {:>8} {:>9.3f} {:>13} {:>9} {:>9.2e} {:>8.5f}\n", label, m.params,
+  return fmt::format("{:<24} {:>10} {:>6.1f} {:>8} {:>8} {:>9.3f} {:>13} {:>9} {:>9.2e} {:>8.5f}{}\n", label, m.params,
                      sparsity, mib(m.weight_bytes), mib(m.file_bytes), m.latency_ms, mj(m, 0),
-                     op ? fmt::format("{:.3f}", op->j_per_inference * 1e3) : "-", m.max_abs_err, m.cosine);
+                     op ? fmt::format("{:.3f}", op->j_per_inference * 1e3) : "-", m.max_abs_err, m.cosine, task_cell(m));
 }
 
 std::string Report::table() const {
   if (passes.empty()) return "no passes\n";
   const auto& first = passes.front().before;
   std::string headline = first.energy.empty() ? "energy" : first.energy.front().source;
-  std::string out = fmt::format("{:<24} {:>10} {:>6} {:>8} {:>8} {:>9} {:>13} {:>9} {:>9} {:>8}\n", "pass", "params",
-                                "zero%", "weights", "file", "latency", "mJ/inference", "op-model", "max|err|", "cosine");
-  out += fmt::format("{:<24} {:>10} {:>6} {:>8} {:>8} {:>9} {:>13} {:>9} {:>9} {:>8}\n", "", "", "", "MiB", "MiB",
-                     "ms p50", "±95% CI", "mJ/inf", "vs input", "vs input");
-  std::string rule(112, '-');
+  bool task = first.task.contains("stsb_spearman");
+  std::string out = fmt::format("{:<24} {:>10} {:>6} {:>8} {:>8} {:>9} {:>13} {:>9} {:>9} {:>8}{}\n", "pass", "params",
+                                "zero%", "weights", "file", "latency", "mJ/inference", "op-model", "max|err|", "cosine",
+                                task ? "    STS-B" : "");
+  out += fmt::format("{:<24} {:>10} {:>6} {:>8} {:>8} {:>9} {:>13} {:>9} {:>9} {:>8}{}\n", "", "", "", "MiB", "MiB",
+                     "ms p50", "±95% CI", "mJ/inf", "vs input", "vs input", task ? " spearman" : "");
+  std::string rule(task ? 121 : 112, '-');
   out += rule + "\n" + row("input model", first);
   for (size_t i = 0; i < passes.size(); ++i) {
     const auto& p = passes[i];

@@ -44,6 +44,7 @@ struct Metrics {
   double wall_ms_per_inference = 0;  // mean wall time over the timed repetitions
   double cpu_ms_per_inference = 0;   // process CPU time (all threads) per inference
   std::vector<EnergyFigure> energy;  // headline source first (measured if any), op model last
+  nlohmann::json task = nlohmann::json::object();  // task metrics, e.g. {"stsb_spearman": 82.0, ...}
 };
 
 struct PassRecord {

@@ -22,12 +22,21 @@ std::string InputSpec::str() const {
   std::string dims;
   for (size_t i = 0; i < shape.size(); ++i) dims += (i ? "x" : "") + std::to_string(shape[i]);
   std::string s = name + ":" + dims;
-  if (high > 0) s += ":" + std::to_string(high);
+  if (fill) s += fmt::format("={}", *fill);
+  else if (high > 0) s += ":" + std::to_string(high);
   return s;
 }
 
-InputSpec parse_input_spec(const std::string& s) {
+InputSpec parse_input_spec(const std::string& full) {
   InputSpec spec;
+  std::string s = full.substr(0, full.find('='));
+  if (s.size() != full.size()) {
+    std::string v = full.substr(s.size() + 1);
+    char* end = nullptr;
+    double x = std::strtod(v.c_str(), &end);
+    if (v.empty() || *end != '\0') fail("input spec '{}': fill value '{}' is not a number", full, v);
+    spec.fill = x;
+  }
   std::vector<std::string> fields;
   for (size_t start = 0;;) {
     size_t c = s.find(':', start);
@@ -58,6 +67,7 @@ InputSpec parse_input_spec(const std::string& s) {
   }
   if (fields.size() == dims_at + 2) {
     if (c10::isFloatingType(spec.dtype)) fail("input spec '{}': an upper bound applies to integer inputs only", s);
+    if (spec.fill) fail("input spec '{}': give an upper bound or a fill value, not both", full);
     char* end = nullptr;
     spec.high = std::strtoll(fields[dims_at + 1].c_str(), &end, 10);
     if (*end != '\0' || spec.high <= 0) fail("input spec '{}': upper bound must be a positive integer", s);
@@ -70,7 +80,9 @@ std::vector<c10::IValue> Workload::make_inputs() const {
   std::vector<c10::IValue> out;
   for (const auto& in : inputs) {
     at::Tensor t;
-    if (in.dtype == c10::kBool) {
+    if (in.fill) {
+      t = at::full(in.shape, *in.fill, at::TensorOptions().dtype(in.dtype));
+    } else if (in.dtype == c10::kBool) {
       t = at::randint(0, 2, in.shape, gen, at::TensorOptions().dtype(c10::kLong)).to(c10::kBool);
     } else if (c10::isIntegralType(in.dtype, /*includeBool=*/false)) {
       t = at::randint(0, in.high > 0 ? in.high : 100, in.shape, gen, at::TensorOptions().dtype(in.dtype));

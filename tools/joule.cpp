@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iostream>
 #include <numeric>
+#include <optional>
 #include <set>
 
 #include "compress/error.h"
@@ -15,6 +16,7 @@
 #include "compress/passes/prune.h"
 #include "compress/pipeline.h"
 #include "compress/registry.h"
+#include "models/bert.h"
 #include "models/builders.h"
 
 namespace {
@@ -25,7 +27,7 @@ struct MeasureFlags {
   int warmup = -1, reps = -1;
   uint64_t seed = 0;
   int64_t step = 0;
-  std::string report, plot;
+  std::string report, plot, stsb, export_hf;
   // energy
   double cpu_watts = 0, grid_intensity = -1;
   std::string region, op_constants;
@@ -41,6 +43,8 @@ struct MeasureFlags {
     app->add_option("--step", step, "training step, for gradual (cubic) sparsity schedules in fine-tuning loops");
     app->add_option("--report", report, "write the JSON report here (schema: docs/REPORT.md)");
     app->add_option("--plot", plot, "write an SVG plot of size, latency, energy and quality per pass here");
+    app->add_option("--stsb", stsb, "sentence encoders: STS-B TSV to score (Spearman x100) before and after each pass");
+    app->add_option("--export-hf", export_hf, "sentence encoders: also write the result as an HF folder (safetensors + config)");
     add_energy_to(app);
   }
 
@@ -96,8 +100,11 @@ struct MeasureFlags {
   }
 };
 
+// A TorchScript archive, or a Hugging Face BERT folder (config.json + model.safetensors + vocab.txt).
+LoadedModel load_any(const std::string& path) { return models::is_hf_dir(path) ? models::load_hf_as_model(path) : load_model(path); }
+
 int cmd_inspect(const std::string& path, const MeasureFlags& f, bool json) {
-  LoadedModel lm = load_model(path);
+  LoadedModel lm = load_any(path);
   Workload w;
   bool have_workload = !f.input_shapes.empty() || !lm.workload.is_null();
   if (have_workload) w = f.workload(lm, nullptr, path);
@@ -139,12 +146,22 @@ int cmd_inspect(const std::string& path, const MeasureFlags& f, bool json) {
 
 int run_pipeline(Pipeline& pipeline, const std::string& model, const std::string& out, const MeasureFlags& f,
                  const nlohmann::json& recipe_workload, const std::string& recipe_path) {
+  if (models::is_hf_dir(out)) fail("output '{}' is a model folder; -o takes a .pt path (use --export-hf DIR)", out);
   check_output_path(out, model);
   if (!f.report.empty()) check_output_path(f.report, model);
   if (!f.plot.empty()) check_output_path(f.plot, model);
   energy::Session session(f.energy_settings());
-  LoadedModel lm = load_model(model);
+  LoadedModel lm = load_any(model);
+  std::optional<models::SentenceEncoder> encoder;
+  if (!f.stsb.empty() || !f.export_hf.empty()) encoder = models::encoder_from_archive(lm, model);
   Context ctx;
+  if (!f.stsb.empty()) {
+    auto pairs = std::make_shared<std::vector<text::StsbPair>>(text::load_stsb(f.stsb));
+    ctx.task_quality = [&encoder, pairs](torch::jit::Module& m) {
+      models::StsbScore s = models::evaluate_stsb(*encoder, m, *pairs);
+      return nlohmann::json{{"stsb_spearman", s.spearman}, {"stsb_pearson", s.pearson}, {"stsb_pairs", s.pairs}};
+    };
+  }
   ctx.workload = f.workload(lm, recipe_workload, model);
   ctx.step = f.step;
   fill_int_bounds(ctx.workload, ctx.analysis(lm.module));
@@ -154,8 +171,12 @@ int run_pipeline(Pipeline& pipeline, const std::string& model, const std::string
   std::cout << report.table();
   nlohmann::json provenance = lm.provenance.is_null() ? nlohmann::json{{"passes", nlohmann::json::array()}} : lm.provenance;
   for (const auto& p : report.passes) provenance["passes"].push_back({{"name", p.name}, {"options", p.options}});
-  save_model(lm.module, out, model, ctx.workload.to_json(), provenance);
+  save_model(lm.module, out, model, ctx.workload.to_json(), provenance, lm.extra);
   fmt::print("wrote {}\n", out);
+  if (!f.export_hf.empty()) {
+    models::save_hf_encoder(*encoder, lm.module, f.export_hf);
+    fmt::print("wrote {} (model.safetensors, config.json, vocab.txt)\n", f.export_hf);
+  }
   if (!f.report.empty()) {
     write_file_atomic(f.report, report.to_json().dump(2) + "\n");
     fmt::print("wrote {}\n", f.report);
@@ -170,7 +191,7 @@ int run_pipeline(Pipeline& pipeline, const std::string& model, const std::string
 // One model alone: every energy source side by side, with what is unavailable and why.
 int cmd_energy(const std::string& path, const MeasureFlags& f, bool json) {
   energy::Session session(f.energy_settings());
-  LoadedModel lm = load_model(path);
+  LoadedModel lm = load_any(path);
   Workload w = f.workload(lm, nullptr, path);
   fill_int_bounds(w, analyze(lm.module));
   auto inputs = w.make_inputs();
@@ -209,6 +230,38 @@ int cmd_energy(const std::string& path, const MeasureFlags& f, bool json) {
   fmt::print("CPU: {} ({:.2f} W per busy core: {})\ngrid: {} {:.0f} gCO2e/kWh ({}{})\n", session.cpu().model,
              session.cpu().watts_per_core, session.cpu().source, g.region, g.g_per_kwh, g.source,
              g.year ? fmt::format(", {}", g.year) : "");
+  return 0;
+}
+
+int cmd_embed(const std::string& model, const std::vector<std::string>& texts, const std::string& out) {
+  models::SentenceEncoder enc = models::load_encoder(model);
+  at::Tensor e = enc.embed(texts, 32, texts.size() > 64);
+  nlohmann::json j = nlohmann::json::array();
+  for (size_t i = 0; i < texts.size(); ++i) {
+    at::Tensor row = e[int64_t(i)].contiguous();
+    j.push_back({{"text", texts[i]}, {"embedding", std::vector<float>(row.data_ptr<float>(), row.data_ptr<float>() + row.numel())}});
+  }
+  if (!out.empty()) {
+    write_file_atomic(out, j.dump() + "\n");
+    fmt::print("wrote {} ({} embeddings of dimension {})\n", out, texts.size(), e.size(1));
+  } else {
+    for (const auto& r : j) std::cout << r.dump() << "\n";
+  }
+  return 0;
+}
+
+int cmd_eval_stsb(const std::string& model, const std::string& data, bool json, int64_t batch) {
+  auto pairs = text::load_stsb(data);
+  models::SentenceEncoder enc = models::load_encoder(model);
+  if (batch < 1) fail("--batch must be at least 1");
+  models::StsbScore s = models::evaluate_stsb(enc, enc.module, pairs, true, batch);
+  if (json) {
+    std::cout << nlohmann::json{{"model", model}, {"data", data}, {"pairs", s.pairs}, {"spearman", s.spearman},
+                                {"pearson", s.pearson}}.dump(2)
+              << "\n";
+  } else {
+    fmt::print("pairs: {}\nspearman: {:.2f}\npearson: {:.2f}\n", s.pairs, s.spearman, s.pearson);
+  }
   return 0;
 }
 
@@ -264,6 +317,24 @@ int main(int argc, char** argv) {
   energy_cmd->add_flag("--json", energy_json, "print JSON instead of a table");
   flags.add_energy_to(energy_cmd);
 
+  auto* embed = app.add_subcommand("embed", "sentence embeddings from a sentence encoder (HF folder or Joule .pt)");
+  std::vector<std::string> texts;
+  std::string embed_out;
+  embed->add_option("--model", model, "HF model folder or Joule-saved .pt")->required();
+  embed->add_option("texts", texts, "texts to embed")->required();
+  embed->add_option("-o,--output", embed_out, "write JSON [{text, embedding}] here instead of printing");
+
+  auto* eval = app.add_subcommand("eval", "evaluate a model on a benchmark");
+  auto* eval_stsb = eval->add_subcommand("stsb", "STS Benchmark: Spearman and Pearson (x100) of cosine similarities");
+  std::string data;
+  bool eval_json = false;
+  int64_t eval_batch = 32;
+  eval->require_subcommand(1);
+  eval_stsb->add_option("--model", model, "HF model folder or Joule-saved .pt")->required();
+  eval_stsb->add_option("--data", data, "STS-B TSV, e.g. ../shared/data/stsb/dev.tsv")->required();
+  eval_stsb->add_flag("--json", eval_json, "print JSON");
+  eval_stsb->add_option("--batch", eval_batch, "sentences per forward")->capture_default_str();
+
   auto* make = app.add_subcommand("make-model", "build a bundled model as TorchScript (the default: mlp)");
   std::string kind = "mlp";
   models::MlpConfig mlp;
@@ -288,6 +359,8 @@ int main(int argc, char** argv) {
     if (threads > 0) at::set_num_threads(threads);
     if (*inspect) return cmd_inspect(model, flags, inspect_json);
     if (*energy_cmd) return cmd_energy(model, flags, energy_json);
+    if (*embed) return cmd_embed(model, texts, embed_out);
+    if (*eval_stsb) return cmd_eval_stsb(model, data, eval_json, eval_batch);
     if (*prune) {
       nlohmann::json o = {{"method", method}};
       if (prune->count("--sparsity")) o["sparsity"] = sparsity;

@@ -9,7 +9,7 @@ mkdir -p "$cache"
 
 apt_pkgs=(build-essential cmake ninja-build ccache pkg-config python3-venv
           libeigen3-dev libdnnl-dev libgtest-dev libgmock-dev libbenchmark-dev
-          libcli11-dev nlohmann-json3-dev libyaml-cpp-dev libfmt-dev)
+          libcli11-dev nlohmann-json3-dev libyaml-cpp-dev libfmt-dev libutf8proc-dev)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -23,7 +23,8 @@ fi
 
 # The venv is keyed by its requirements so a change to them builds a fresh one instead of mutating the old.
 req="$root/tools/requirements.txt"
-key=$(sha1sum "$req" | cut -c1-12)
+req_nodeps="$root/tools/requirements-nodeps.txt"  # model packages whose framework dependencies we do not want
+key=$(cat "$req" "$req_nodeps" | sha1sum | cut -c1-12)
 venv="$cache/venv-$key"
 if [ ! -f "$venv/.complete" ]; then
   echo "[setup] venv: creating $venv (torch is large; the pip cache keeps the download for next time)"
@@ -31,6 +32,7 @@ if [ ! -f "$venv/.complete" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --upgrade pip
   "$venv/bin/pip" install -q -r "$req"
+  "$venv/bin/pip" install -q --no-deps -r "$req_nodeps"
   touch "$venv/.complete"
 fi
 ln -sfn "$venv" "$root/.venv"

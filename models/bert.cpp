@@ -1,0 +1,360 @@
+// BERT encoder as TorchScript, built in C++ from HF weights. Module and parameter names follow HF's
+// BertModel so paths, globs and safetensors exports line up: embeddings.{word,position,token_type}_embeddings,
+// embeddings.LayerNorm, encoder.layer.N.{attention.self.{query,key,value}, attention.output.{dense,LayerNorm},
+// intermediate.dense, output.{dense,LayerNorm}}. Attention runs through aten::scaled_dot_product_attention
+// with an additive mask; GELU is the exact (erf) form HF's "gelu" means. Each layer's widths are taken
+// from its weights, so structurally pruned models rebuild without a per-layer config.
+#include "models/bert.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <sstream>
+
+#include "compress/error.h"
+#include "compress/model_io.h"
+#include "compress/progress.h"
+#include "models/safetensors.h"
+
+namespace joule::models {
+namespace fs = std::filesystem;
+using torch::jit::Module;
+
+static int64_t get_int(const nlohmann::json& j, const char* key, const std::string& origin) {
+  if (!j.contains(key) || !j[key].is_number_integer() || j[key].get<int64_t>() <= 0)
+    fail("config '{}': '{}' missing or not a positive integer", origin, key);
+  return j[key].get<int64_t>();
+}
+
+BertConfig BertConfig::from_json(const nlohmann::json& j, const std::string& origin) {
+  if (!j.is_object()) fail("config '{}': not a JSON object", origin);
+  std::string type = j.value("model_type", "bert");
+  if (type != "bert") fail("config '{}': model_type '{}' is not supported (bert)", origin, type);
+  if (j.value("hidden_act", "gelu") != "gelu") fail("config '{}': hidden_act '{}' is not supported (gelu)", origin, j["hidden_act"].dump());
+  BertConfig c;
+  c.vocab_size = get_int(j, "vocab_size", origin);
+  c.hidden = get_int(j, "hidden_size", origin);
+  c.layers = get_int(j, "num_hidden_layers", origin);
+  c.heads = get_int(j, "num_attention_heads", origin);
+  c.intermediate = get_int(j, "intermediate_size", origin);
+  c.max_position = get_int(j, "max_position_embeddings", origin);
+  c.type_vocab = j.contains("type_vocab_size") ? get_int(j, "type_vocab_size", origin) : 2;
+  c.layer_norm_eps = j.value("layer_norm_eps", 1e-12);
+  if (c.hidden % c.heads != 0) fail("config '{}': hidden_size {} is not divisible by num_attention_heads {}", origin, c.hidden, c.heads);
+  return c;
+}
+
+nlohmann::json BertConfig::to_json() const {
+  return {{"architectures", {"BertModel"}},   {"model_type", "bert"},
+          {"vocab_size", vocab_size},         {"hidden_size", hidden},
+          {"num_hidden_layers", layers},      {"num_attention_heads", heads},
+          {"intermediate_size", intermediate}, {"max_position_embeddings", max_position},
+          {"type_vocab_size", type_vocab},    {"layer_norm_eps", layer_norm_eps},
+          {"hidden_act", "gelu"},             {"pad_token_id", 0},
+          {"position_embedding_type", "absolute"}};
+}
+
+namespace {
+
+struct Weights {
+  const std::map<std::string, at::Tensor>& w;
+  const std::string& origin;
+  at::Tensor get(const std::string& name, std::vector<int64_t> shape) const {
+    auto it = w.find(name);
+    if (it == w.end()) fail("weights '{}': tensor '{}' is missing", origin, name);
+    for (size_t i = 0; i < shape.size(); ++i)
+      if (shape[i] < 0) shape[i] = it->second.dim() == int64_t(shape.size()) ? it->second.size(i) : -1;
+    if (it->second.sizes().vec() != shape)
+      fail("weights '{}': tensor '{}' has shape {} but the config implies {}", origin, name,
+           fmt::format("[{}]", fmt::join(it->second.sizes(), ", ")), fmt::format("[{}]", fmt::join(shape, ", ")));
+    return it->second;
+  }
+};
+
+Module param_module(const std::string& type, std::vector<std::pair<std::string, at::Tensor>> params) {
+  Module m("__torch__.joule.bert." + type);
+  for (auto& [n, t] : params) m.register_parameter(n, t, false);
+  return m;
+}
+
+Module linear(const Weights& W, const std::string& path, int64_t out, int64_t in) {
+  Module m = param_module("Linear", {{"weight", W.get(path + ".weight", {out, in})}, {"bias", W.get(path + ".bias", {out})}});
+  m.define("def forward(self, x):\n    return torch.linear(x, self.weight, self.bias)\n");
+  return m;
+}
+
+Module layer_norm(const Weights& W, const std::string& path, int64_t n, double eps) {
+  Module m = param_module("LayerNorm", {{"weight", W.get(path + ".weight", {n})}, {"bias", W.get(path + ".bias", {n})}});
+  m.define(fmt::format("def forward(self, x):\n    return torch.layer_norm(x, [{}], self.weight, self.bias, {:.17g})\n", n, eps));
+  return m;
+}
+
+}  // namespace
+
+Module build_bert(const BertConfig& c, const std::map<std::string, at::Tensor>& weights, const std::string& origin) {
+  Weights W{weights, origin};
+  const int64_t H = c.hidden, D = c.hidden / c.heads;
+  Module emb("__torch__.joule.bert.Embeddings");
+  emb.register_module("word_embeddings", param_module("Embedding", {{"weight", W.get("embeddings.word_embeddings.weight", {c.vocab_size, H})}}));
+  emb.register_module("position_embeddings", param_module("Embedding", {{"weight", W.get("embeddings.position_embeddings.weight", {c.max_position, H})}}));
+  emb.register_module("token_type_embeddings", param_module("Embedding", {{"weight", W.get("embeddings.token_type_embeddings.weight", {c.type_vocab, H})}}));
+  emb.register_module("LayerNorm", layer_norm(W, "embeddings.LayerNorm", H, c.layer_norm_eps));
+  emb.define(R"(
+def forward(self, input_ids):
+    pos = torch.arange(input_ids.size(1), dtype=4, device=input_ids.device).unsqueeze(0)
+    x = torch.embedding(self.word_embeddings.weight, input_ids)
+    x = x + torch.embedding(self.position_embeddings.weight, pos)
+    x = x + torch.embedding(self.token_type_embeddings.weight, torch.zeros_like(input_ids))
+    return self.LayerNorm.forward(x)
+)");
+
+  Module layers("__torch__.joule.bert.Layers");
+  std::string layers_src = "def forward(self, x, mask):\n";
+  for (int64_t i = 0; i < c.layers; ++i) {
+    std::string p = fmt::format("encoder.layer.{}", i);
+    Module self_att("__torch__.joule.bert.SelfAttention");
+    for (const char* n : {"query", "key", "value"}) self_att.register_module(n, linear(W, p + ".attention.self." + n, H, H));
+    self_att.define(fmt::format(R"(
+def forward(self, x, mask):
+    B = x.size(0)
+    T = x.size(1)
+    q = self.query.forward(x).view(B, T, {0}, {1}).transpose(1, 2)
+    k = self.key.forward(x).view(B, T, {0}, {1}).transpose(1, 2)
+    v = self.value.forward(x).view(B, T, {0}, {1}).transpose(1, 2)
+    ctx = torch.scaled_dot_product_attention(q, k, v, mask)
+    return ctx.transpose(1, 2).reshape(B, T, {2})
+)", c.heads, D, H));
+    Module att_out("__torch__.joule.bert.AddNorm");
+    att_out.register_module("dense", linear(W, p + ".attention.output.dense", H, H));
+    att_out.register_module("LayerNorm", layer_norm(W, p + ".attention.output.LayerNorm", H, c.layer_norm_eps));
+    att_out.define("def forward(self, h, x):\n    return self.LayerNorm.forward(self.dense.forward(h) + x)\n");
+    Module att("__torch__.joule.bert.Attention");
+    att.register_module("self", self_att);
+    att.register_module("output", att_out);
+    att.define("def forward(self, x, mask):\n    return self.output.forward(self.self.forward(x, mask), x)\n");
+
+    int64_t inter = W.get(p + ".intermediate.dense.weight", {-1, H}).size(0);  // per layer: may be pruned
+    Module intermediate("__torch__.joule.bert.Intermediate");
+    intermediate.register_module("dense", linear(W, p + ".intermediate.dense", inter, H));
+    intermediate.define("def forward(self, x):\n    return torch.gelu(self.dense.forward(x))\n");
+    Module out("__torch__.joule.bert.AddNorm");
+    out.register_module("dense", linear(W, p + ".output.dense", H, inter));
+    out.register_module("LayerNorm", layer_norm(W, p + ".output.LayerNorm", H, c.layer_norm_eps));
+    out.define("def forward(self, h, x):\n    return self.LayerNorm.forward(self.dense.forward(h) + x)\n");
+
+    Module layer("__torch__.joule.bert.Layer");
+    layer.register_module("attention", att);
+    layer.register_module("intermediate", intermediate);
+    layer.register_module("output", out);
+    layer.define(R"(
+def forward(self, x, mask):
+    a = self.attention.forward(x, mask)
+    return self.output.forward(self.intermediate.forward(a), a)
+)");
+    layers.register_module(std::to_string(i), layer);
+    layers_src += fmt::format("    x = getattr(self, \"{}\").forward(x, mask)\n", i);
+  }
+  layers_src += "    return x\n";
+  layers.define(layers_src);
+  Module encoder("__torch__.joule.bert.Encoder");
+  encoder.register_module("layer", layers);
+  encoder.define("def forward(self, x, mask):\n    return self.layer.forward(x, mask)\n");
+
+  Module m("__torch__.joule.bert.SentenceEncoder");
+  m.register_module("embeddings", emb);
+  m.register_module("encoder", encoder);
+  // Additive mask: 0 where attended, the most negative float where padded (as HF's extended mask). Dtypes are
+// spelled as ScalarType codes (4 = int64, 6 = float32): C++-defined TorchScript has no `torch.long`.
+  m.define(R"(
+def forward(self, input_ids, attention_mask):
+    keep = attention_mask.unsqueeze(1).unsqueeze(2).to(6)
+    x = self.encoder.forward(self.embeddings.forward(input_ids), (1.0 - keep) * -3.4028234663852886e+38)
+    m = attention_mask.unsqueeze(-1).to(x.dtype)
+    s = (x * m).sum(1) / torch.clamp(m.sum(1), min=1e-9)
+    return s / torch.clamp(s.norm(2, 1, True), min=1e-12)
+)");
+  m.eval();
+  // Round-trip through the serializer: a C++-defined module runs ~30x slower than the same module loaded
+  // back (measured: 928 ms vs 28 ms per MiniLM forward); the loaded one is what users get from a .pt anyway.
+  std::stringstream buf;
+  m.save(buf);
+  return torch::jit::load(buf);
+}
+
+bool is_hf_dir(const std::string& path) {
+  std::error_code ec;
+  return fs::is_directory(path, ec) && fs::exists(fs::path(path) / "config.json", ec);
+}
+
+static nlohmann::json read_json(const fs::path& p, bool required) {
+  std::ifstream f(p);
+  if (!f) {
+    if (required) fail("'{}': no such file", p.string());
+    return nullptr;
+  }
+  try {
+    return nlohmann::json::parse(f);
+  } catch (const std::exception& e) {
+    fail("'{}': not valid JSON ({})", p.string(), first_line(e.what()));
+  }
+}
+
+static at::ScalarType torch_dtype(st::DType d) {
+  switch (d) {
+    case st::DType::F32: return at::kFloat;
+    case st::DType::F16: return at::kHalf;
+    case st::DType::BF16: return at::kBFloat16;
+    case st::DType::I8: return at::kChar;
+    case st::DType::U8: return at::kByte;
+    case st::DType::I32: return at::kInt;
+    case st::DType::I64: return at::kLong;
+  }
+  return at::kFloat;
+}
+
+SentenceEncoder load_hf_encoder(const std::string& dir) {
+  fs::path d(dir);
+  if (!fs::is_directory(d)) fail("model folder '{}': no such folder", dir);
+  BertConfig config = BertConfig::from_json(read_json(d / "config.json", true), (d / "config.json").string());
+  if (!fs::exists(d / "vocab.txt")) fail("model folder '{}': vocab.txt is missing (the WordPiece vocabulary)", dir);
+  auto tok_cfg = read_json(d / "tokenizer_config.json", false);
+  auto tokenizer = text::WordPieceTokenizer::from_vocab_file(
+      (d / "vocab.txt").string(), tok_cfg.is_object() ? tok_cfg.value("do_lower_case", true) : true);
+  if (int64_t(tokenizer.vocab_size()) != config.vocab_size)
+    fail("model folder '{}': vocab.txt has {} tokens but config.json says vocab_size {}", dir, tokenizer.vocab_size(),
+         config.vocab_size);
+  fs::path st_path = d / "model.safetensors";
+  st::File file = st::File::open(st_path.string());
+  std::map<std::string, at::Tensor> weights;
+  for (const auto& t : file.tensors()) {
+    // Copy out of the mapping; fp16/bf16 checkpoints run in fp32 on the CPU.
+    at::Tensor x = at::from_blob(const_cast<uint8_t*>(t.data), t.shape, at::TensorOptions().dtype(torch_dtype(t.dtype))).clone();
+    if (at::isReducedFloatingType(x.scalar_type())) x = x.to(at::kFloat);
+    weights[t.name.rfind("bert.", 0) == 0 ? t.name.substr(5) : t.name] = x;
+  }
+  auto st_cfg = read_json(d / "sentence_bert_config.json", false);
+  int64_t max_length = st_cfg.is_object() ? st_cfg.value("max_seq_length", int64_t{256}) : 256;
+  return {build_bert(config, weights, st_path.string()), std::move(tokenizer), config,
+          std::min(max_length, config.max_position), dir};
+}
+
+std::map<std::string, std::string> SentenceEncoder::archive_files() const {
+  nlohmann::json text = {{"kind", "bert-sentence-encoder"},
+                         {"max_length", max_length},
+                         {"lower_case", tokenizer.lower_case()},
+                         {"config", config.to_json()}};
+  return {{"joule/vocab.txt", tokenizer.vocab_text()}, {"joule/text.json", text.dump(2)}};
+}
+
+SentenceEncoder load_encoder(const std::string& path) {
+  if (is_hf_dir(path)) return load_hf_encoder(path);
+  return encoder_from_archive(load_model(path), path);
+}
+
+LoadedModel load_hf_as_model(const std::string& dir) {
+  SentenceEncoder enc = load_hf_encoder(dir);
+  LoadedModel lm;
+  lm.module = enc.module;
+  lm.workload = {{"inputs", {fmt::format("i64:1x128:{}", enc.config.vocab_size), "i64:1x128=1"}}};
+  lm.extra = enc.archive_files();
+  return lm;
+}
+
+StsbScore evaluate_stsb(const SentenceEncoder& enc, Module& m, const std::vector<text::StsbPair>& pairs, bool progress,
+                        int64_t batch_size) {
+  // Each distinct sentence is embedded once.
+  std::map<std::string, size_t> index;
+  std::vector<std::string> sentences;
+  for (const auto& p : pairs)
+    for (const std::string* s : {&p.a, &p.b})
+      if (index.emplace(*s, sentences.size()).second) sentences.push_back(*s);
+  at::Tensor e = enc.embed_with(m, sentences, batch_size, progress);
+  std::vector<double> predicted, gold;
+  for (const auto& p : pairs) {
+    at::Tensor a = e[int64_t(index[p.a])], b = e[int64_t(index[p.b])];
+    predicted.push_back((a.dot(b) / (a.norm() * b.norm()).clamp_min(1e-12)).item<double>());
+    gold.push_back(p.score);
+  }
+  return {100 * text::spearman(predicted, gold), 100 * text::pearson(predicted, gold), pairs.size()};
+}
+
+SentenceEncoder encoder_from_archive(const LoadedModel& lm, const std::string& path) {
+  auto vocab = lm.extra.find("joule/vocab.txt"), text = lm.extra.find("joule/text.json");
+  if (vocab == lm.extra.end() || text == lm.extra.end())
+    fail("model '{}': not a sentence encoder (no joule/vocab.txt and joule/text.json in the archive)", path);
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text->second);
+    return {lm.module,
+            text::WordPieceTokenizer::from_vocab_text(vocab->second, j.at("lower_case").get<bool>(), path + ":joule/vocab.txt"),
+            BertConfig::from_json(j.at("config"), path + ":joule/text.json"), j.at("max_length").get<int64_t>(), path};
+  } catch (const nlohmann::json::exception& e) {
+    fail("model '{}': corrupt joule/text.json ({})", path, first_line(e.what()));
+  }
+}
+
+at::Tensor SentenceEncoder::embed(const std::vector<std::string>& texts, int64_t batch_size, bool progress) const {
+  Module m = module;
+  return embed_with(m, texts, batch_size, progress);
+}
+
+at::Tensor SentenceEncoder::embed_with(Module& m, const std::vector<std::string>& texts, int64_t batch_size,
+                                       bool progress) const {
+  std::vector<std::vector<int64_t>> ids(texts.size());
+  for (size_t i = 0; i < texts.size(); ++i) ids[i] = tokenizer.encode(texts[i], static_cast<size_t>(max_length));
+  // Longest first, so batches pad little and the progress bar slows down rather than stalls at the end.
+  std::vector<size_t> order(texts.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return ids[a].size() > ids[b].size(); });
+  std::optional<Progress> bar;
+  int64_t batches = (int64_t(texts.size()) + batch_size - 1) / batch_size;
+  if (progress) bar.emplace("embedding " + std::to_string(texts.size()) + " texts", batches);
+  at::Tensor out;
+  torch::NoGradGuard no_grad;
+  for (size_t start = 0; start < order.size(); start += batch_size) {
+    size_t n = std::min<size_t>(batch_size, order.size() - start);
+    int64_t T = int64_t(ids[order[start]].size());
+    at::Tensor input = at::full({int64_t(n), T}, tokenizer.pad_id(), at::kLong);
+    at::Tensor mask = at::zeros({int64_t(n), T}, at::kLong);
+    auto ia = input.accessor<int64_t, 2>();
+    auto ma = mask.accessor<int64_t, 2>();
+    for (size_t r = 0; r < n; ++r) {
+      const auto& row = ids[order[start + r]];
+      for (size_t t = 0; t < row.size(); ++t) ia[r][t] = row[t], ma[r][t] = 1;
+    }
+    at::Tensor e = m.forward({input, mask}).toTensor();
+    if (!out.defined()) out = at::empty({int64_t(texts.size()), e.size(1)}, e.options());
+    for (size_t r = 0; r < n; ++r) out[int64_t(order[start + r])].copy_(e[int64_t(r)]);
+    if (bar) bar->tick();
+  }
+  return out;
+}
+
+void save_hf_encoder(const SentenceEncoder& enc, const Module& module, const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (!fs::is_directory(dir)) fail("output folder '{}': cannot create it", dir);
+  std::vector<at::Tensor> keep;  // contiguous copies alive until written
+  std::vector<st::TensorData> tensors;
+  for (const auto& p : module.named_parameters(true)) {
+    at::Tensor t = p.value.detach().contiguous();
+    keep.push_back(t);
+    if (t.scalar_type() != at::kFloat) fail("export '{}': parameter '{}' is {}, only float32 exports are supported", dir, p.name, c10::toString(t.scalar_type()));
+    tensors.push_back({p.name, st::DType::F32, t.sizes().vec(), t.data_ptr(), t.nbytes()});
+  }
+  st::write((fs::path(dir) / "model.safetensors").string(), tensors, {{"format", "pt"}, {"producer", "joule"}});
+  BertConfig cfg = enc.config;
+  write_file_atomic((fs::path(dir) / "config.json").string(), cfg.to_json().dump(2) + "\n");
+  write_file_atomic((fs::path(dir) / "vocab.txt").string(), enc.tokenizer.vocab_text());
+  write_file_atomic((fs::path(dir) / "tokenizer_config.json").string(),
+                    nlohmann::json{{"do_lower_case", enc.tokenizer.lower_case()}, {"tokenizer_class", "BertTokenizer"},
+                                   {"model_max_length", enc.config.max_position}}.dump(2) + "\n");
+  write_file_atomic((fs::path(dir) / "sentence_bert_config.json").string(),
+                    nlohmann::json{{"max_seq_length", enc.max_length}, {"do_lower_case", false}}.dump(2) + "\n");
+}
+
+}  // namespace joule::models

@@ -1,0 +1,71 @@
+// BERT sentence encoders (all-MiniLM-L6-v2 and kin) as TorchScript modules built in C++, so the passes see
+// an ordinary graph with HF parameter paths (encoder.layer.3.attention.self.query.weight) and custom ops
+// can be swapped in. forward(input_ids [B,T] int64, attention_mask [B,T] int64) -> [B, hidden] sentence
+// embeddings: sentence-transformers' mean pooling over real tokens, then L2 normalisation.
+#pragma once
+#include <torch/script.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "compress/model_io.h"
+#include "models/stsb.h"
+#include "models/tokenizer.h"
+
+namespace joule::models {
+
+struct BertConfig {
+  int64_t vocab_size = 30522, hidden = 384, layers = 6, heads = 12, intermediate = 1536;
+  int64_t max_position = 512, type_vocab = 2;
+  double layer_norm_eps = 1e-12;
+  static BertConfig from_json(const nlohmann::json& j, const std::string& origin);  // HF config.json
+  nlohmann::json to_json() const;                                                   // HF config.json
+};
+
+// A sentence encoder: the module plus what turns text into its inputs.
+struct SentenceEncoder {
+  torch::jit::Module module;
+  text::WordPieceTokenizer tokenizer;
+  BertConfig config;
+  int64_t max_length = 256;  // sentence-transformers' max_seq_length
+  std::string origin;
+
+  // Embeds texts in batches (sorted by length to pad little; results in input order). [N, hidden].
+  at::Tensor embed(const std::vector<std::string>& texts, int64_t batch_size = 32, bool progress = false) const;
+  at::Tensor embed_with(torch::jit::Module& m, const std::vector<std::string>& texts, int64_t batch_size = 32,
+                        bool progress = false) const;
+  // Extra files that let a saved TorchScript archive be re-opened as an encoder (vocab, lengths, config).
+  std::map<std::string, std::string> archive_files() const;
+};
+
+// True when `path` is a Hugging Face model folder (config.json + model.safetensors).
+bool is_hf_dir(const std::string& path);
+
+// HF folder: config.json, model.safetensors, vocab.txt (+ tokenizer_config.json, sentence_bert_config.json).
+// Layer widths come from the weights, so structurally pruned exports load too. One-line errors name the file.
+SentenceEncoder load_hf_encoder(const std::string& dir);
+// A Joule-saved TorchScript archive carrying joule/vocab.txt and joule/text.json, or an HF folder.
+SentenceEncoder load_encoder(const std::string& path);
+// The encoder view of an already loaded archive (fails when it carries no tokenizer).
+SentenceEncoder encoder_from_archive(const LoadedModel& lm, const std::string& origin);
+// An HF folder loaded as a pipeline input: the module, a default workload (batch 1, 128 tokens, full
+// mask), and the files that make the saved archive an encoder again.
+LoadedModel load_hf_as_model(const std::string& dir);
+
+struct StsbScore {
+  double spearman = 0, pearson = 0;  // x100
+  size_t pairs = 0;
+};
+// Cosine similarity of the two sentences' embeddings against the gold scores.
+StsbScore evaluate_stsb(const SentenceEncoder& enc, torch::jit::Module& m, const std::vector<text::StsbPair>& pairs,
+                        bool progress = true, int64_t batch_size = 32);
+// Writes an HF folder (model.safetensors, config.json, vocab.txt, tokenizer and sentence-transformers
+// configs) from the encoder's module as it is now, atomically per file.
+void save_hf_encoder(const SentenceEncoder& enc, const torch::jit::Module& module, const std::string& dir);
+
+// The module alone, from weights by HF name (missing or mis-shaped tensors: one-line errors naming `origin`).
+torch::jit::Module build_bert(const BertConfig& cfg, const std::map<std::string, at::Tensor>& weights,
+                              const std::string& origin);
+
+}  // namespace joule::models
