@@ -115,22 +115,29 @@ std::string Report::svg() const {
   Series e2 = series("estimate:op-model", "#b07aa1",
                      [&](const Metrics& m) { auto f = fig(m, "estimate:op-model"); return f ? f->j_per_inference * 1e3 : 0.0; },
                      none, none);
-  Series q = series("cosine", "#e15759", [](const Metrics& m) { return m.cosine; }, none, none);
-  double qmin = 1;
+  // Task quality when the run measured one (STS-B Spearman x100), else output cosine vs the input model.
+  bool stsb = !ms.empty() && ms[0]->task.contains("stsb_spearman");
+  Series q = stsb ? series("STS-B Spearman", "#e15759", [](const Metrics& m) { return m.task.value("stsb_spearman", 0.0); }, none, none)
+                  : series("cosine", "#e15759", [](const Metrics& m) { return m.cosine; }, none, none);
+  double qtop = stsb ? 100.0 : 1.0, qmin = qtop;
   for (double v : q.value) qmin = std::min(qmin, v);
-  qmin = std::max(0.0, std::floor((qmin - 0.02) * 20) / 20);
+  qmin = std::max(0.0, std::floor((qmin - 0.02 * qtop) / (0.05 * qtop)) * 0.05 * qtop);
 
   std::string s = fmt::format("<svg xmlns='http://www.w3.org/2000/svg' width='{}' height='{}' font-family='sans-serif'>\n"
                               "<rect width='100%' height='100%' fill='white'/>\n",
                               W, H);
   std::string title = "Joule report";
-  if (model.contains("path")) title += ": " + model["path"].get<std::string>();
+  if (model.contains("path")) {
+    std::string path = model["path"].get<std::string>();
+    title += ": " + (path.size() > 80 ? "..." + path.substr(path.size() - 77) : path);
+  }
   s += fmt::format("<text x='12' y='22' font-size='16' font-weight='bold'>{}</text>\n", esc(title));
   double pw = W / 2, ph = (H - 40) / 2;
   s += "<g>" + panel(0, 34, pw, ph, "Saved file size", "MiB", stages, {size}) + "</g>\n";
   s += "<g>" + panel(pw, 34, pw, ph, "Latency (median, p10-p90)", "ms", stages, {lat}) + "</g>\n";
   s += "<g>" + panel(0, 34 + ph, pw, ph, "Energy per inference", "mJ", stages, {e1, e2}) + "</g>\n";
-  s += "<g>" + panel(pw, 34 + ph, pw, ph, "Fidelity vs input model", "cosine", stages, {q}, qmin, 1.0) + "</g>\n";
+  s += "<g>" + panel(pw, 34 + ph, pw, ph, stsb ? "Quality: STS-B dev" : "Fidelity vs input model",
+                     stsb ? "Spearman x100" : "cosine", stages, {q}, qmin, qtop) + "</g>\n";
   s += "</svg>\n";
   return s;
 }
