@@ -155,6 +155,44 @@ TEST(Cli, EnergyCommandListsEverySource) {
   EXPECT_GT(j["energy"][0]["j_per_inference"].get<double>(), 0);
 }
 
+TEST(Cli, MiniLMRecipeReportsStsbPerPassAndBothExportsScoreTheSame) {
+  fs::path dev = fs::path(JOULE_SOURCE_DIR) / ".." / "shared" / "data" / "stsb" / "dev.tsv";
+  std::string minilm = JOULE_MINILM_DIR;
+  if (minilm.empty() || !fs::exists(dev)) GTEST_SKIP() << "needs the MiniLM package and ../shared/data/stsb/dev.tsv";
+  fs::path d = scratch();
+  {  // every 15th pair of the dev split: 100 pairs, enough to see the score move, quick to embed
+    std::ifstream in(dev);
+    std::ofstream out(d / "dev100.tsv");
+    std::string line;
+    for (int i = 0; std::getline(in, line); ++i)
+      if (i % 15 == 0) out << line << "\n";
+  }
+  std::string data = (d / "dev100.tsv").string();
+  CliRun r = cli("run " + std::string(JOULE_SOURCE_DIR) + "/recipes/minilm-2of4.yaml " + minilm + " -o " +
+                 (d / "m.pt").string() + " --export-hf " + (d / "hf").string() + " --stsb " + data + " --report " +
+                 (d / "r.json").string() + " --energy-windows 2 --reps 3");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(slurp(d / "r.json"));
+  const auto& p = j["passes"][0];
+  double before = p["before"]["quality"]["stsb_spearman"], after = p["after"]["quality"]["stsb_spearman"];
+  EXPECT_GT(before, 80.0);
+  EXPECT_LT(after, before);  // 2:4 without fine-tuning costs some quality
+  EXPECT_EQ(p["after"]["quality"]["stsb_pairs"], 100);
+  EXPECT_NE(r.out.find("STS-B"), std::string::npos);
+  for (const std::string& model : {(d / "m.pt").string(), (d / "hf").string()}) {
+    CliRun e = cli("eval stsb --json --model " + model + " --data " + data);
+    ASSERT_EQ(e.code, 0) << e.err;
+    EXPECT_NEAR(nlohmann::json::parse(e.out)["spearman"].get<double>(), after, 1e-9) << model;
+  }
+  CliRun emb = cli("embed --model " + (d / "m.pt").string() + " 'A man is playing a guitar.' 'Hi'");
+  ASSERT_EQ(emb.code, 0) << emb.err;
+  auto first = nlohmann::json::parse(emb.out.substr(0, emb.out.find('\n')));
+  EXPECT_EQ(first["embedding"].size(), 384u);
+  expect_one_line_error(cli("eval stsb --model " + (d / "m.pt").string() + " --data /no/such.tsv"), "no such file");
+  expect_one_line_error(cli("eval stsb --model " + test::model_path("mlp") + " --data " + data), "not a sentence encoder");
+  expect_one_line_error(cli("embed --model /no/such/dir hello"), "no such file");
+}
+
 TEST(Cli, InspectPrintsLayerTableAndTotals) {
   CliRun r = cli("inspect " + test::model_path("cnn"));
   ASSERT_EQ(r.code, 0) << r.err;
