@@ -55,6 +55,9 @@ static nlohmann::json or_null(const std::optional<double>& v) { return v ? nlohm
 // top level of the pass's "energy" object.
 static nlohmann::json source_block(const EnergyFigure& b, const EnergyFigure& a, const PassCost* cost, double grid) {
   double saved = b.j_per_inference - a.j_per_inference;
+  double saved_ci = std::sqrt(b.ci95_j * b.ci95_j + a.ci95_j * a.ci95_j);
+  // A saving inside the noise is not a saving: no break-even is claimed for it.
+  bool significant = saved > saved_ci;
   nlohmann::json j = {
       {"source", a.source},
       {"measured", a.measured},
@@ -63,7 +66,8 @@ static nlohmann::json source_block(const EnergyFigure& b, const EnergyFigure& a,
       {"ci95_j_per_inference_before", b.ci95_j},
       {"ci95_j_per_inference_after", a.ci95_j},
       {"saved_j_per_inference", saved},
-      {"saved_ci95_j", std::sqrt(b.ci95_j * b.ci95_j + a.ci95_j * a.ci95_j)},
+      {"saved_ci95_j", saved_ci},
+      {"saving_significant", significant},
       {"saved_percent", b.j_per_inference > 0 ? 100.0 * saved / b.j_per_inference : 0.0},
       {"grid_g_per_kwh", grid},
       {"co2e_g_per_million_before", energy::co2e_g_per_million(b.j_per_inference, grid)},
@@ -73,7 +77,7 @@ static nlohmann::json source_block(const EnergyFigure& b, const EnergyFigure& a,
     j["pass_cost_j"] = cost->joules;
     j["pass_cost_source"] = cost->source;
     j["co2e_g_pass"] = energy::co2e_g(cost->joules, grid);
-    j["break_even_inferences"] = or_null(energy::break_even_inferences(cost->joules, saved));
+    j["break_even_inferences"] = significant ? or_null(energy::break_even_inferences(cost->joules, saved)) : nullptr;
   }
   return j;
 }
@@ -168,16 +172,19 @@ std::string Report::table() const {
                      last.file_bytes ? double(first.file_bytes) / double(last.file_bytes) : 0.0,
                      last.latency_ms > 0 ? first.latency_ms / last.latency_ms : 0.0, first.latency_ms, last.latency_ms);
   if (!first.energy.empty() && !last.energy.empty()) {
-    double b = first.energy.front().j_per_inference, a = last.energy.front().j_per_inference;
+    const EnergyFigure &fb = first.energy.front(), &fa = last.energy.front();
+    double b = fb.j_per_inference, a = fa.j_per_inference;
     double cost = 0;
     for (const auto& p : passes)
       if (!p.pass_cost.empty()) cost += p.pass_cost.front().joules;
-    auto be = energy::break_even_inferences(cost, b - a);
+    bool significant = b - a > std::sqrt(fb.ci95_j * fb.ci95_j + fa.ci95_j * fa.ci95_j);
+    auto be = significant ? energy::break_even_inferences(cost, b - a) : std::nullopt;
     out += fmt::format("energy ({}{}): {:.3f} -> {:.3f} mJ/inference ({:+.1f}%), passes cost {:.2f} J, break-even "
                        "{}, {:.2f} -> {:.2f} gCO2e per million inferences at {:.0f} g/kWh\n",
-                       headline, first.energy.front().measured ? ", measured" : "", b * 1e3, a * 1e3,
+                       headline, fb.measured ? ", measured" : "", b * 1e3, a * 1e3,
                        b > 0 ? 100.0 * (a - b) / b : 0.0, cost,
-                       be ? fmt::format("after {:.0f} inferences", std::ceil(*be)) : std::string("never (no saving)"),
+                       be ? fmt::format("after {:.0f} inferences", std::ceil(*be))
+                          : std::string("none (no saving beyond the 95% CI)"),
                        energy::co2e_g_per_million(b, grid_g_per_kwh), energy::co2e_g_per_million(a, grid_g_per_kwh),
                        grid_g_per_kwh);
   }

@@ -93,6 +93,15 @@ Module layer_norm(const Weights& W, const std::string& path, int64_t n, double e
   return m;
 }
 
+// LayerNorm(dense(h) + x): the output block after attention and after the feed-forward layer.
+Module add_norm(const Weights& W, const std::string& path, int64_t out, int64_t in, double eps) {
+  Module m("__torch__.joule.bert.AddNorm");
+  m.register_module("dense", linear(W, path + ".dense", out, in));
+  m.register_module("LayerNorm", layer_norm(W, path + ".LayerNorm", out, eps));
+  m.define("def forward(self, h, x):\n    return self.LayerNorm.forward(self.dense.forward(h) + x)\n");
+  return m;
+}
+
 }  // namespace
 
 Module build_bert(const BertConfig& c, const std::map<std::string, at::Tensor>& weights, const std::string& origin) {
@@ -128,28 +137,19 @@ def forward(self, x, mask):
     ctx = torch.scaled_dot_product_attention(q, k, v, mask)
     return ctx.transpose(1, 2).reshape(B, T, {2})
 )", c.heads, D, H));
-    Module att_out("__torch__.joule.bert.AddNorm");
-    att_out.register_module("dense", linear(W, p + ".attention.output.dense", H, H));
-    att_out.register_module("LayerNorm", layer_norm(W, p + ".attention.output.LayerNorm", H, c.layer_norm_eps));
-    att_out.define("def forward(self, h, x):\n    return self.LayerNorm.forward(self.dense.forward(h) + x)\n");
     Module att("__torch__.joule.bert.Attention");
     att.register_module("self", self_att);
-    att.register_module("output", att_out);
+    att.register_module("output", add_norm(W, p + ".attention.output", H, H, c.layer_norm_eps));
     att.define("def forward(self, x, mask):\n    return self.output.forward(self.self.forward(x, mask), x)\n");
 
     int64_t inter = W.get(p + ".intermediate.dense.weight", {-1, H}).size(0);  // per layer: may be pruned
     Module intermediate("__torch__.joule.bert.Intermediate");
     intermediate.register_module("dense", linear(W, p + ".intermediate.dense", inter, H));
     intermediate.define("def forward(self, x):\n    return torch.gelu(self.dense.forward(x))\n");
-    Module out("__torch__.joule.bert.AddNorm");
-    out.register_module("dense", linear(W, p + ".output.dense", H, inter));
-    out.register_module("LayerNorm", layer_norm(W, p + ".output.LayerNorm", H, c.layer_norm_eps));
-    out.define("def forward(self, h, x):\n    return self.LayerNorm.forward(self.dense.forward(h) + x)\n");
-
     Module layer("__torch__.joule.bert.Layer");
     layer.register_module("attention", att);
     layer.register_module("intermediate", intermediate);
-    layer.register_module("output", out);
+    layer.register_module("output", add_norm(W, p + ".output", H, inter, c.layer_norm_eps));
     layer.define(R"(
 def forward(self, x, mask):
     a = self.attention.forward(x, mask)

@@ -233,6 +233,13 @@ TEST(ReportEnergy, KeysSourceLabelsAndSavings) {
   EXPECT_EQ(e["sources"]["estimate:op-model"]["source"], "estimate:op-model");
   EXPECT_DOUBLE_EQ(e["sources"]["estimate:op-model"]["saved_percent"].get<double>(), 50.0);
   for (const auto& [src, blk] : e["sources"].items()) EXPECT_EQ(src.rfind("estimate:", 0), 0u) << src;
+  EXPECT_EQ(e["saving_significant"], true);
+  // A saving inside the 95% CI of the difference claims no break-even.
+  r.passes[0].after.energy[0].j_per_inference = 0.0195;
+  auto noisy = r.to_json()["passes"][0]["energy"];
+  EXPECT_EQ(noisy["saving_significant"], false);
+  EXPECT_TRUE(noisy["break_even_inferences"].is_null());
+  EXPECT_NE(r.table().find("none (no saving beyond the 95% CI)"), std::string::npos);
   std::string svg = r.svg();
   EXPECT_NE(svg.find("estimate:time-power"), std::string::npos);
   EXPECT_EQ(svg.rfind("<svg", 0), 0u);
