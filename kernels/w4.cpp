@@ -1,0 +1,1 @@
+#include "kernels/w4.h"

@@ -1,0 +1,1 @@
+#include "kernels/w8a8.h"
