@@ -153,13 +153,33 @@ struct Found {
 
 }  // namespace
 
-Analysis analyze(const torch::jit::Module& module, const std::vector<c10::IValue>* inputs) {
+std::shared_ptr<Graph> inlined_forward(const torch::jit::Module& module) {
   if (!module.find_method("forward")) fail("the model has no forward method");
   std::shared_ptr<Graph> g = module.get_method("forward").graph()->copy();
   torch::jit::Inline(*g);
   // Fold branches on constants (e.g. dropout's `inplace`) so a value has only the uses that can run.
   torch::jit::ConstantPropagation(g);
   torch::jit::EliminateDeadCode(g);
+  return g;
+}
+
+void set_forward(torch::jit::Module& m, std::shared_ptr<Graph> graph) {
+  auto type = m.type();
+  auto cu = m._ivalue()->compilation_unit();
+  auto& old = m.get_method("forward").function();
+  c10::FunctionSchema schema = old.getSchema();
+  c10::QualifiedName name = old.qualname();
+  type->unsafeRemoveMethod("forward");
+  cu->unsafeRemoveMethod(name);
+  torch::jit::Function* fn = cu->create_function(name, std::move(graph));
+  fn->setSchema(std::move(schema));  // keeps argument names and defaults
+  type->addMethod(fn);
+}
+
+std::optional<std::string> attr_path_of(Value* v, Value* self) { return attr_path(v, self); }
+
+Analysis analyze(const torch::jit::Module& module, const std::vector<c10::IValue>* inputs) {
+  std::shared_ptr<Graph> g = inlined_forward(module);
   Value* self = g->inputs().at(0);
 
   std::set<std::string> params;
@@ -190,6 +210,8 @@ Analysis analyze(const torch::jit::Module& module, const std::vector<c10::IValue
     return std::nullopt;
   };
 
+  static const c10::Symbol kLinearW8A8 = c10::Symbol::fromQualString("joule::linear_w8a8");
+  static const c10::Symbol kLinearW4 = c10::Symbol::fromQualString("joule::linear_w4");
   std::vector<Found> found;
   for (Node* n : nodes) {
     auto k = n->kind();
@@ -211,6 +233,21 @@ Analysis analyze(const torch::jit::Module& module, const std::vector<c10::IValue
       } else if (param_of(n->input(0), d)) {
         w_idx = 0, act = 1;  // W @ x: W is [N, K]
       }
+    } else if (k == kLinearW8A8 || k == kLinearW4) {
+      // Packed weights are buffers of the top module, not parameters: resolved by path alone.
+      op.kind = OpKind::Linear, op.in_dim = 1, op.out_dim = 0;
+      op.quant = k == kLinearW8A8 ? "w8a8" : "w4";
+      auto q = attr_path(n->input(1), self);
+      if (!q) continue;
+      op.weight = *q;
+      op.weight_shape = get_tensor(module, *q).sizes().vec();
+      for (size_t i = 2; i < (k == kLinearW8A8 ? 3u : 4u); ++i)
+        if (auto t = attr_path(n->input(i), self)) op.quant_tensors.push_back(*t);
+      bool bd = false;
+      if (auto b = param_of(n->input(k == kLinearW8A8 ? 3 : 6), bd); b && !bd) op.bias = *b;
+      op.uses = 1;
+      found.push_back({n, op, 0});
+      continue;
     } else {
       continue;
     }
@@ -238,7 +275,7 @@ Analysis analyze(const torch::jit::Module& module, const std::vector<c10::IValue
 
   for (size_t i = 0; i < found.size(); ++i) {
     const WeightOp& p = found[i].op;
-    bool shrinkable_kind = p.kind == OpKind::Linear || p.kind == OpKind::Conv1d || p.kind == OpKind::Conv2d;
+    bool shrinkable_kind = (p.kind == OpKind::Linear || p.kind == OpKind::Conv1d || p.kind == OpKind::Conv2d) && p.quant.empty();
     if (!shrinkable_kind || p.derived || p.uses != 1 || p.groups != 1) continue;
     if (!p.bias.empty() && param_uses[p.bias] != 1) continue;
     Value* v = found[i].node->output();
@@ -266,7 +303,7 @@ Analysis analyze(const torch::jit::Module& module, const std::vector<c10::IValue
       if (it == index_of.end()) break;
       const WeightOp& c = found[it->second].op;
       bool same_family = (c.kind == OpKind::Linear) == (p.kind == OpKind::Linear) && c.kind != OpKind::MatMul &&
-                         c.kind != OpKind::Embedding;
+                         c.kind != OpKind::Embedding && c.quant.empty();
       if (same_family && !c.derived && c.uses == 1 && c.groups == 1 && found[it->second].act_input == 0)
         a.chains.push_back({i, it->second, bn});
       break;

@@ -27,6 +27,8 @@ struct WeightOp {
   int out_dim = -1;  // weight dimension that indexes output features
   int64_t groups = 1;
   bool derived = false;  // the op sees a slice/chunk of the parameter (e.g. packed attention in_proj)
+  std::string quant;     // "" for float ops; "w8a8" / "w4" for joule:: quantized linears (weight = packed buffer)
+  std::vector<std::string> quant_tensors;  // the other packed buffers of a quantized op (scales, zeros)
   int uses = 1;          // number of graph nodes reading this parameter
   // Filled by the shape probe (analyze with inputs); calls == 0 when the op did not run on the workload.
   std::vector<int64_t> input_shape, output_shape;
@@ -54,6 +56,14 @@ struct Analysis {
 };
 
 Analysis analyze(const torch::jit::Module& module, const std::vector<c10::IValue>* inputs = nullptr);
+
+// The top-level forward with every submodule call inlined (constants folded), for rewriting passes.
+std::shared_ptr<torch::jit::Graph> inlined_forward(const torch::jit::Module& m);
+// Replaces the module's forward with `graph` (same inputs and schema). Submodule methods are left as they
+// were, so after a rewrite the model runs through the top-level forward only (what a saved .pt runs).
+void set_forward(torch::jit::Module& m, std::shared_ptr<torch::jit::Graph> graph);
+// The parameter path of a weight operand reached through prim::GetAttr from `self` (nullopt otherwise).
+std::optional<std::string> attr_path_of(torch::jit::Value* v, torch::jit::Value* self);
 
 // Submodule and tensor access by dotted path ("blocks.0.a", "blocks.0.a.weight").
 torch::jit::Module submodule(const torch::jit::Module& root, const std::string& path);

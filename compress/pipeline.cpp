@@ -60,16 +60,20 @@ std::vector<energy::OpCost> op_costs(const torch::jit::Module& m, const Analysis
     energy::OpCost c;
     c.name = op.weight;
     try {
-      c.dtype = energy::dtype_from_name(c10::toString(w.scalar_type()));
+      // W8A8 multiplies int8 by int8; W4 dequantizes to float32 in registers before the FMA.
+      c.dtype = op.quant == "w8a8" ? energy::DType::I8
+                : op.quant == "w4" ? energy::DType::F32
+                                   : energy::dtype_from_name(c10::toString(w.scalar_type()));
     } catch (const std::invalid_argument&) {
       c.dtype = energy::DType::F32;
     }
     int64_t bytes = static_cast<int64_t>(w.nbytes());
+    for (const auto& t : op.quant_tensors) bytes += static_cast<int64_t>(get_tensor(m, t).nbytes());
     if (!op.bias.empty()) bytes += static_cast<int64_t>(get_tensor(m, op.bias).nbytes());
     c.macs = double(op.macs);
     c.weight_bytes = double(bytes) * double(op.calls);
     c.act_bytes = double(op.act_bytes);
-    c.density = w.numel() ? double(w.count_nonzero().item<int64_t>()) / double(w.numel()) : 1.0;
+    c.density = op.quant.empty() && w.numel() ? double(w.count_nonzero().item<int64_t>()) / double(w.numel()) : 1.0;
     out.push_back(c);
   }
   return out;

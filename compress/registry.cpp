@@ -6,6 +6,7 @@
 
 #include "compress/error.h"
 #include "compress/passes/prune.h"
+#include "compress/passes/quantize.h"
 
 namespace joule {
 
@@ -13,6 +14,8 @@ const std::vector<PassInfo>& pass_registry() {
   static const std::vector<PassInfo> table = {
       {"prune", "magnitude pruning: unstructured (layer/global), N:M (2:4), structured (channels)",
        [](const nlohmann::json& o) { return std::make_unique<PrunePass>(PruneOptions::from_json(o)); }},
+      {"quantize", "weight quantization of linear layers: w8a8 (int8, dynamic per-token activations), w4 (group-wise)",
+       [](const nlohmann::json& o) { return std::make_unique<QuantizePass>(QuantizeOptions::from_json(o)); }},
   };
   return table;
 }

@@ -8,6 +8,16 @@
 
 namespace joule {
 
+std::string pass_label(const PassRecord& p) {
+  const auto& o = p.options;
+  if (!o.is_object()) return p.name;
+  if (o.contains("scheme"))
+    return fmt::format("{} {}{}", p.name, o["scheme"].get<std::string>(),
+                       o.contains("group") ? fmt::format(" g{}", o["group"].get<int64_t>()) : "");
+  if (o.contains("method")) return fmt::format("{} {}", p.name, o["method"].get<std::string>());
+  return p.name;
+}
+
 nlohmann::json figure_json(const EnergyFigure& f) {
   nlohmann::json j = {{"source", f.source},
                       {"measured", f.measured},
@@ -161,10 +171,7 @@ std::string Report::table() const {
   out += rule + "\n" + row("input model", first);
   for (size_t i = 0; i < passes.size(); ++i) {
     const auto& p = passes[i];
-    std::string opts = p.options.is_object() && p.options.contains("method")
-                           ? fmt::format(" {}", p.options["method"].get<std::string>())
-                           : "";
-    out += row(fmt::format("{}. {}{}", i + 1, p.name, opts), p.after);
+    out += row(fmt::format("{}. {}", i + 1, pass_label(p)), p.after);
   }
   const Metrics& last = passes.back().after;
   out += rule + "\n";

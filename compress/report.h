@@ -69,6 +69,7 @@ struct Report {
 };
 
 nlohmann::json metrics_json(const Metrics& m);
+std::string pass_label(const PassRecord& p);  // "prune 2:4", "quantize w4 g128", ...
 nlohmann::json figure_json(const EnergyFigure& f);
 const EnergyFigure* find_figure(const Metrics& m, const std::string& source);
 

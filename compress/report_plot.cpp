@@ -90,10 +90,7 @@ std::string Report::svg() const {
   std::vector<const Metrics*> ms;
   if (!passes.empty()) ms.push_back(&passes.front().before);
   for (size_t i = 0; i < passes.size(); ++i) {
-    std::string label = fmt::format("{}. {}", i + 1, passes[i].name);
-    if (passes[i].options.is_object() && passes[i].options.contains("method"))
-      label += " " + passes[i].options["method"].get<std::string>();
-    stages.push_back(label);
+    stages.push_back(fmt::format("{}. {}", i + 1, pass_label(passes[i])));
     ms.push_back(&passes[i].after);
   }
   const double nan = std::nan("");

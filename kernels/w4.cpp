@@ -1,1 +1,449 @@
+// W4 weight-only linear: y = x * dequant(W)^T + b with W stored as 4-bit nibbles, one float scale and one
+// 4-bit zero point per group of G input features (layout in kernels/quant_formats.h).
+//
+// Two AVX2+FMA kernels, both threaded over N with OpenMP, neither ever materialising the float weights:
+//
+// GEMV (M <= 8, G >= 16), memory-bound: the packed weights (0.54 bytes/weight) are streamed once. Eight
+//   bytes (16 weights) are zero-extended to eight 32-bit lanes with one vpmovzxbd load; `& 15` gives the even-k
+//   weights and `>> 4` the odd-k ones, each converted to float. x is reordered once per call so that each
+//   16-wide chunk lists its even k then its odd k, so both halves meet x with plain vector loads. Per group the
+//   kernel sums q * x only, and applies the affine part once per group:
+//       sum_k scale * (q_k - z) * x_k = scale * (sum_k q_k * x_k) - scale * z * (sum_k x_k),
+//   with sum_k x_k per (row of x, group) precomputed once per call. A tile of MR rows of x by NR rows of W
+//   (MR * NR = 4 for M <= 4; two passes for M <= 8) keeps 2 * MR * NR independent FMA chains in flight; the
+//   second pass re-reads the W rows from L1, so DRAM still sees each weight byte once.
+//
+// GEMM (M > 8, or G < 16): BLIS-style. Each task dequantizes a panel of 16 W rows x 256 k into an L1 buffer
+//   laid out [k][16] (8x8 register transposes; exactly scale * float(q - z), as dequantize_w4) and runs a 6x16
+//   broadcast-FMA micro-kernel (12 accumulators) over all its rows of x, accumulating into a small
+//   [rows][16] buffer across k blocks; bias and the copy to y come last. Dequantization costs about one
+//   instruction per weight per task, amortized over the M rows that reuse the panel.
+//
+// The scalar reference dequantizes one row at a time and sums in k order; it is also the fallback on CPUs
+// without AVX2/FMA. Quantization and dequantization are scalar: they run once per model, not per inference.
 #include "kernels/w4.h"
+
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>  // TEMP
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#define JOULE_AVX2 __attribute__((target("avx2,fma")))
+
+namespace joule::kernels {
+namespace {
+
+void check_args(const char* fn, int64_t M, int64_t N, int64_t K, int64_t group) {
+  if (group < 2 || (group & (group - 1)) != 0)
+    throw std::invalid_argument(std::string(fn) + ": group must be a power of two >= 2, got " +
+                                std::to_string(group));
+  if (M < 0 || N < 0 || K < 0)
+    throw std::invalid_argument(std::string(fn) + ": negative shape M=" + std::to_string(M) +
+                                " N=" + std::to_string(N) + " K=" + std::to_string(K));
+}
+
+inline int nibble(const uint8_t* row, int64_t k) { return (row[k >> 1] >> ((k & 1) * 4)) & 0x0F; }
+
+// Clamp to [0, 15]; NaN goes to 0.
+inline int clamp_q(float t) { return t >= 0.0f ? (t <= 15.0f ? static_cast<int>(t) : 15) : 0; }
+
+void fill_bias(int64_t M, int64_t N, const float* bias, float* y) {
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n) y[m * N + n] = bias ? bias[n] : 0.0f;
+}
+
+// ---------------------------------------------------------------------------------------------- GEMV path
+constexpr int64_t kChunk = 16;  // weights per 8 packed bytes = one vpmovzxbd load
+constexpr int64_t kGemvMaxM = 8;
+constexpr int64_t kGemvXBytes = 16 << 10;  // x slice per K block (all M rows): half of a 32 KiB L1
+
+struct GemvArgs {
+  const float* xp;     // [M, kp] x, each 16-chunk reordered to (k even..., k odd...), zero past K
+  int64_t kp;          // K rounded up to 16
+  const float* sx;     // [M, ng] sum of x over each group
+  const uint8_t* qw;   // [N, rb] packed weights
+  int64_t rb;          // bytes per weight row, ceil(K/2)
+  const float* scales; // [N, ng]
+  const uint8_t* zeros;// [N, ng]
+  int64_t ng, group, K, N;
+  const float* bias;   // [N] or null
+  float* y;            // [M, N]
+  int64_t pf;          // software prefetch distance in bytes
+};
+
+JOULE_AVX2 inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// One 16-weight chunk for NR weight rows (bytes at p[j]) against MR rows of x (at x0 + i * kp).
+template <int MR, int NR>
+JOULE_AVX2 inline void gemv_chunk(const uint8_t* const (&p)[NR], const float* x0, int64_t kp,
+                                  __m256 (&lo)[MR][NR], __m256 (&hi)[MR][NR]) {
+  const __m256i mask = _mm256_set1_epi32(0x0F);
+#pragma GCC unroll 4
+  for (int j = 0; j < NR; ++j) {
+    const __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p[j])));
+    const __m256 wl = _mm256_cvtepi32_ps(_mm256_and_si256(b, mask));  // k = 0, 2, ..., 14 of the chunk
+    const __m256 wh = _mm256_cvtepi32_ps(_mm256_srli_epi32(b, 4));    // k = 1, 3, ..., 15
+#pragma GCC unroll 4
+    for (int i = 0; i < MR; ++i) {
+      lo[i][j] = _mm256_fmadd_ps(wl, _mm256_loadu_ps(x0 + i * kp), lo[i][j]);
+      hi[i][j] = _mm256_fmadd_ps(wh, _mm256_loadu_ps(x0 + i * kp + 8), hi[i][j]);
+    }
+  }
+}
+
+// y[m0 .. m0+MR, n0 .. n0+NR] over groups [g0, g1): y = partial + bias for the first block (g0 == 0), y += partial
+// for later ones.
+template <int MR, int NR>
+JOULE_AVX2 void gemv_tile(const GemvArgs& a, int64_t m0, int64_t n0, int64_t g0, int64_t g1) {
+  __m256 tot[MR][NR];
+  float corr[MR][NR];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) tot[i][j] = _mm256_setzero_ps(), corr[i][j] = 0.0f;
+  const uint8_t* row[NR];
+  for (int j = 0; j < NR; ++j) row[j] = a.qw + (n0 + j) * a.rb;
+  const float* xm = a.xp + m0 * a.kp;
+
+  for (int64_t g = g0; g < g1; ++g) {
+    const int64_t k0 = g * a.group, k1 = std::min(a.K, k0 + a.group);
+    const int64_t kfull = k0 + ((k1 - k0) & ~(kChunk - 1));
+    __m256 lo[MR][NR], hi[MR][NR];
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NR; ++j) lo[i][j] = _mm256_setzero_ps(), hi[i][j] = _mm256_setzero_ps();
+    // The same bytes of the next tile's rows: a few hundred ns ahead, enough to cover DRAM latency, which
+    // the hardware prefetcher alone does not on these short (rb-byte) interleaved streams.
+    for (int64_t off = k0 / 2; off < (k1 + 1) / 2; off += 64)
+      for (int j = 0; j < NR; ++j) _mm_prefetch(reinterpret_cast<const char*>(row[j] + a.pf + off), _MM_HINT_T0);
+    for (int64_t o = k0 / 2; o < kfull / 2; o += kChunk / 2) {  // o: byte offset in the row, k = 2 * o
+      const uint8_t* p[NR];
+      for (int j = 0; j < NR; ++j) p[j] = row[j] + o;
+      gemv_chunk<MR, NR>(p, xm + 2 * o, a.kp, lo, hi);
+    }
+    if (kfull < k1) {  // last, partial chunk of the row: copy its bytes so the load stays inside the buffer
+      alignas(8) uint8_t tail[NR][8] = {};
+      const uint8_t* p[NR];
+      for (int j = 0; j < NR; ++j) {
+        std::memcpy(tail[j], row[j] + kfull / 2, static_cast<size_t>(a.rb - kfull / 2));
+        p[j] = tail[j];
+      }
+      gemv_chunk<MR, NR>(p, xm + kfull, a.kp, lo, hi);
+    }
+    for (int j = 0; j < NR; ++j) {
+      const float s = a.scales[(n0 + j) * a.ng + g];
+      const float sz = s * static_cast<float>(a.zeros[(n0 + j) * a.ng + g]);
+      const __m256 sv = _mm256_set1_ps(s);
+      for (int i = 0; i < MR; ++i) {
+        tot[i][j] = _mm256_fmadd_ps(sv, _mm256_add_ps(lo[i][j], hi[i][j]), tot[i][j]);
+        corr[i][j] += sz * a.sx[(m0 + i) * a.ng + g];
+      }
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) {
+      float& out = a.y[(m0 + i) * a.N + n0 + j];
+      const float base = g0 > 0 ? out : (a.bias ? a.bias[n0 + j] : 0.0f);
+      out = base + (hsum(tot[i][j]) - corr[i][j]);
+    }
+}
+
+// All M (<= 8) rows of x against W rows n0 .. n0+NR, in passes of at most 4 rows of x (MR * NR <= 4).
+template <int NR>
+JOULE_AVX2 void gemv_rows(const GemvArgs& a, int64_t M, int64_t n0, int64_t g0, int64_t g1) {
+  if constexpr (NR == 4) {
+    gemv_tile<1, 4>(a, 0, n0, g0, g1);  // M == 1
+  } else if constexpr (NR == 2) {
+    gemv_tile<2, 2>(a, 0, n0, g0, g1);  // M == 2
+  } else {
+    for (int64_t m = 0; m < M;) {
+      switch (std::min<int64_t>(M - m, 4)) {
+        case 4: gemv_tile<4, 1>(a, m, n0, g0, g1); m += 4; break;
+        case 3: gemv_tile<3, 1>(a, m, n0, g0, g1); m += 3; break;
+        case 2: gemv_tile<2, 1>(a, m, n0, g0, g1); m += 2; break;
+        default: gemv_tile<1, 1>(a, m, n0, g0, g1); m += 1; break;
+      }
+    }
+  }
+}
+
+// Each thread owns a fixed range of W rows (whole NR tiles). K is cut into blocks of whole groups whose
+// slice of x (all M rows) fits in L1 with room for the weights; every block sweeps the thread's rows.
+template <int NR>
+JOULE_AVX2 void gemv_run(const GemvArgs& a, int64_t M, int64_t groups_per_block, bool parallel) {
+  const int64_t tiles = (a.N + NR - 1) / NR;
+#pragma omp parallel if (parallel)
+  {
+    const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t t0 = tiles * t / nt, t1 = tiles * (t + 1) / nt;
+    for (int64_t g0 = 0; g0 < a.ng; g0 += groups_per_block) {
+      const int64_t g1 = std::min(a.ng, g0 + groups_per_block);
+      for (int64_t b = t0; b < t1; ++b) {
+        const int64_t n0 = b * NR;
+        if (n0 + NR <= a.N) {
+          gemv_rows<NR>(a, M, n0, g0, g1);
+        } else {
+          for (int64_t n = n0; n < a.N; ++n) gemv_rows<1>(a, M, n, g0, g1);
+        }
+      }
+    }
+  }
+}
+
+void linear_w4_gemv(const float* x, int64_t M, int64_t K, const uint8_t* qweight, const float* scales,
+                    const uint8_t* zeros, int64_t N, int64_t group, const float* bias, float* y, bool parallel) {
+  const int64_t ng = w4_groups(K, group), kp = (K + kChunk - 1) / kChunk * kChunk;
+  std::vector<float> xp(static_cast<size_t>(M * kp), 0.0f), sx(static_cast<size_t>(M * ng), 0.0f);
+  for (int64_t m = 0; m < M; ++m) {
+    const float* xr = x + m * K;
+    for (int64_t k = 0; k < K; ++k) {
+      const int64_t c = k & ~(kChunk - 1), j = k - c;
+      xp[m * kp + c + (j >> 1) + (j & 1) * 8] = xr[k];
+      sx[m * ng + k / group] += xr[k];
+    }
+  }
+  const int64_t rb = w4_row_bytes(K);
+  const int64_t groups_per_block = std::max<int64_t>(1, kGemvXBytes / (M * group * int64_t{sizeof(float)}));
+  if (M == 1 && N >= 4) {
+    const GemvArgs a{xp.data(), kp, sx.data(), qweight, rb, scales, zeros, ng, group, K, N, bias, y, 4 * rb};
+    gemv_run<4>(a, M, groups_per_block, parallel);
+  } else if (M == 2 && N >= 2) {
+    const GemvArgs a{xp.data(), kp, sx.data(), qweight, rb, scales, zeros, ng, group, K, N, bias, y, 2 * rb};
+    gemv_run<2>(a, M, groups_per_block, parallel);
+  } else {
+    const GemvArgs a{xp.data(), kp, sx.data(), qweight, rb, scales, zeros, ng, group, K, N, bias, y, 4 * rb};
+    gemv_run<1>(a, M, groups_per_block, parallel);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------- GEMM path
+constexpr int64_t kPanelN = 16;  // W rows per panel (two ymm of outputs)
+constexpr int64_t kPanelK = 256; // k per panel: 16 KiB of floats, L1-resident
+constexpr int kMicroM = 6;       // rows of x per micro-kernel call (12 accumulators)
+
+JOULE_AVX2 inline void transpose8(__m256 (&r)[8]) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r[0] = _mm256_permute2f128_ps(u0, u4, 0x20), r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+  r[2] = _mm256_permute2f128_ps(u2, u6, 0x20), r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+  r[4] = _mm256_permute2f128_ps(u0, u4, 0x31), r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+  r[6] = _mm256_permute2f128_ps(u2, u6, 0x31), r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+// panel[(k - k0) * 16 + r] = dequantized W[n0 + r, k] for k in [k0, k0 + kc), zero for rows >= nv.
+JOULE_AVX2 void dequant_panel(const uint8_t* qw, int64_t rb, const float* scales, const uint8_t* zeros,
+                              int64_t ng, int64_t group, int64_t K, int64_t n0, int64_t nv, int64_t k0,
+                              int64_t kc, float* panel) {
+  const __m256i mask = _mm256_set1_epi32(0x0F);
+  for (int64_t h = 0; h < kPanelN; h += 8) {  // two halves of 8 rows
+    for (int64_t k = k0; k < k0 + kc; k += kChunk) {
+      float* dst = panel + (k - k0) * kPanelN + h;
+      if (group >= kChunk && k + kChunk <= K && h + 8 <= nv) {  // whole chunk, one group, 8 real rows
+        const int64_t g = k / group;
+        __m256 lo[8], hi[8];
+        for (int r = 0; r < 8; ++r) {
+          const int64_t n = n0 + h + r;
+          const __m256i b = _mm256_cvtepu8_epi32(
+              _mm_loadl_epi64(reinterpret_cast<const __m128i*>(qw + n * rb + k / 2)));
+          const __m256i z = _mm256_set1_epi32(zeros[n * ng + g]);
+          const __m256 s = _mm256_set1_ps(scales[n * ng + g]);
+          lo[r] = _mm256_mul_ps(s, _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_and_si256(b, mask), z)));
+          hi[r] = _mm256_mul_ps(s, _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(b, 4), z)));
+        }
+        transpose8(lo);  // lo[t] = the 8 rows at k + 2t
+        transpose8(hi);  // hi[t] = the 8 rows at k + 2t + 1
+        for (int t = 0; t < 8; ++t) {
+          _mm256_store_ps(dst + (2 * t) * kPanelN, lo[t]);
+          _mm256_store_ps(dst + (2 * t + 1) * kPanelN, hi[t]);
+        }
+      } else {
+        const int64_t kend = std::min(k + kChunk, k0 + kc);
+        for (int64_t kk = k; kk < kend; ++kk)
+          for (int64_t r = 0; r < 8; ++r) {
+            const int64_t n = n0 + h + r;
+            float v = 0.0f;
+            if (h + r < nv && kk < K) {
+              const int64_t g = kk / group;
+              v = scales[n * ng + g] * static_cast<float>(nibble(qw + n * rb, kk) - zeros[n * ng + g]);
+            }
+            panel[(kk - k0) * kPanelN + h + r] = v;
+          }
+      }
+    }
+  }
+}
+
+// c[i, 0..16] (+)= sum_k x[i, k] * panel[k, 0..16] for MR rows of x (row stride ldx); c has row stride 16.
+template <int MR>
+JOULE_AVX2 void micro_kernel(const float* x, int64_t ldx, const float* panel, int64_t kc, float* c, bool accumulate) {
+  __m256 acc[MR][2];
+  for (int i = 0; i < MR; ++i) acc[i][0] = _mm256_setzero_ps(), acc[i][1] = _mm256_setzero_ps();
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m256 b0 = _mm256_load_ps(panel + k * kPanelN), b1 = _mm256_load_ps(panel + k * kPanelN + 8);
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; ++i) {
+      const __m256 av = _mm256_broadcast_ss(x + i * ldx + k);
+      acc[i][0] = _mm256_fmadd_ps(av, b0, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_ps(av, b1, acc[i][1]);
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    float* ci = c + i * kPanelN;
+    if (accumulate) {
+      acc[i][0] = _mm256_add_ps(acc[i][0], _mm256_load_ps(ci));
+      acc[i][1] = _mm256_add_ps(acc[i][1], _mm256_load_ps(ci + 8));
+    }
+    _mm256_store_ps(ci, acc[i][0]);
+    _mm256_store_ps(ci + 8, acc[i][1]);
+  }
+}
+
+JOULE_AVX2 void micro_dispatch(int64_t mr, const float* x, int64_t ldx, const float* panel, int64_t kc, float* c,
+                               bool accumulate) {
+  switch (mr) {
+    case 6: micro_kernel<6>(x, ldx, panel, kc, c, accumulate); break;
+    case 5: micro_kernel<5>(x, ldx, panel, kc, c, accumulate); break;
+    case 4: micro_kernel<4>(x, ldx, panel, kc, c, accumulate); break;
+    case 3: micro_kernel<3>(x, ldx, panel, kc, c, accumulate); break;
+    case 2: micro_kernel<2>(x, ldx, panel, kc, c, accumulate); break;
+    default: micro_kernel<1>(x, ldx, panel, kc, c, accumulate); break;
+  }
+}
+
+template <typename T>
+struct AlignedBuffer {  // 32-byte aligned scratch, owned per thread
+  explicit AlignedBuffer(size_t n) : p(static_cast<T*>(::operator new[](n * sizeof(T), std::align_val_t(32)))) {}
+  ~AlignedBuffer() { ::operator delete[](p, std::align_val_t(32)); }
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+  T* p;
+};
+
+JOULE_AVX2 void linear_w4_gemm(const float* x, int64_t M, int64_t K, const uint8_t* qweight, const float* scales,
+                               const uint8_t* zeros, int64_t N, int64_t group, const float* bias, float* y,
+                               bool parallel) {
+  const int64_t ng = w4_groups(K, group), rb = w4_row_bytes(K);
+  const int64_t panels = (N + kPanelN - 1) / kPanelN;
+  const int64_t threads = parallel ? omp_get_max_threads() : 1;
+  // Few panels: also split the rows of x (each part dequantizes the panel again), at least 24 rows a part.
+  int64_t mparts = 1;
+  if (panels < 2 * threads)
+    mparts = std::max<int64_t>(1, std::min((M + 23) / 24, (2 * threads + panels - 1) / panels));
+  const int64_t mstep = ((M + mparts - 1) / mparts + kMicroM - 1) / kMicroM * kMicroM;
+  mparts = (M + mstep - 1) / mstep;
+  const int64_t tasks = panels * mparts;
+
+#pragma omp parallel if (parallel && tasks > 1)
+  {
+    AlignedBuffer<float> panel(static_cast<size_t>(kPanelK * kPanelN));
+    AlignedBuffer<float> cbuf(static_cast<size_t>(mstep * kPanelN));
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < tasks; ++t) {
+      const int64_t n0 = (t / mparts) * kPanelN, nv = std::min(kPanelN, N - n0);
+      const int64_t ma = (t % mparts) * mstep, mb = std::min(M, ma + mstep);
+      for (int64_t k0 = 0; k0 < K; k0 += kPanelK) {
+        const int64_t kc = std::min(kPanelK, K - k0);
+        dequant_panel(qweight, rb, scales, zeros, ng, group, K, n0, nv, k0, kc, panel.p);
+        for (int64_t m = ma; m < mb; m += kMicroM)
+          micro_dispatch(std::min<int64_t>(kMicroM, mb - m), x + m * K + k0, K, panel.p, kc,
+                         cbuf.p + (m - ma) * kPanelN, k0 > 0);
+      }
+      for (int64_t m = ma; m < mb; ++m)
+        for (int64_t r = 0; r < nv; ++r)
+          y[m * N + n0 + r] = cbuf.p[(m - ma) * kPanelN + r] + (bias ? bias[n0 + r] : 0.0f);
+    }
+  }
+}
+
+bool cpu_has_avx2_fma() {
+  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return ok;
+}
+
+}  // namespace
+
+void quantize_w4_rtn(const float* w, int64_t N, int64_t K, int64_t group, uint8_t* qweight, float* scales,
+                     uint8_t* zeros) {
+  check_args("quantize_w4_rtn", 0, N, K, group);
+  const int64_t rb = w4_row_bytes(K), ng = w4_groups(K, group);
+  for (int64_t n = 0; n < N; ++n) {
+    const float* wr = w + n * K;
+    uint8_t* qr = qweight + n * rb;
+    std::memset(qr, 0, static_cast<size_t>(rb));
+    for (int64_t g = 0; g < ng; ++g) {
+      const int64_t k0 = g * group, k1 = std::min(K, k0 + group);
+      float lo = 0.0f, hi = 0.0f;
+      for (int64_t k = k0; k < k1; ++k) lo = std::min(lo, wr[k]), hi = std::max(hi, wr[k]);
+      float scale = (hi - lo) / static_cast<float>(kW4Max);
+      int zero = 0;
+      if (scale > 0.0f && std::isfinite(scale))
+        zero = clamp_q(std::nearbyint(-lo / scale));
+      else
+        scale = 1.0f;  // all-zero group (or a range that underflows): dequantizes to exact zeros
+      for (int64_t k = k0; k < k1; ++k) {
+        const int q = clamp_q(std::nearbyint(wr[k] / scale) + static_cast<float>(zero));
+        qr[k >> 1] |= static_cast<uint8_t>(q << ((k & 1) * 4));
+      }
+      scales[n * ng + g] = scale;
+      zeros[n * ng + g] = static_cast<uint8_t>(zero);
+    }
+  }
+}
+
+void dequantize_w4(const uint8_t* qweight, const float* scales, const uint8_t* zeros, int64_t N, int64_t K,
+                   int64_t group, float* w) {
+  check_args("dequantize_w4", 0, N, K, group);
+  const int64_t rb = w4_row_bytes(K), ng = w4_groups(K, group);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t k = 0; k < K; ++k) {
+      const int64_t g = n * ng + k / group;
+      w[n * K + k] = scales[g] * static_cast<float>(nibble(qweight + n * rb, k) - zeros[g]);
+    }
+}
+
+void linear_w4_ref(const float* x, int64_t M, int64_t K, const uint8_t* qweight, const float* scales,
+                   const uint8_t* zeros, int64_t N, int64_t group, const float* bias, float* y) {
+  check_args("linear_w4_ref", M, N, K, group);
+  std::vector<float> wrow(static_cast<size_t>(K));
+  for (int64_t n = 0; n < N; ++n) {
+    dequantize_w4(qweight + n * w4_row_bytes(K), scales + n * w4_groups(K, group), zeros + n * w4_groups(K, group),
+                  1, K, group, wrow.data());
+    for (int64_t m = 0; m < M; ++m) {
+      float acc = 0.0f;
+      for (int64_t k = 0; k < K; ++k) acc += x[m * K + k] * wrow[k];
+      y[m * N + n] = acc + (bias ? bias[n] : 0.0f);
+    }
+  }
+}
+
+void linear_w4(const float* x, int64_t M, int64_t K, const uint8_t* qweight, const float* scales,
+               const uint8_t* zeros, int64_t N, int64_t group, const float* bias, float* y) {
+  check_args("linear_w4", M, N, K, group);
+  if (M == 0 || N == 0) return;
+  if (K == 0) return fill_bias(M, N, bias, y);
+  if (!cpu_has_avx2_fma()) return linear_w4_ref(x, M, K, qweight, scales, zeros, N, group, bias, y);
+  // Below ~32k multiply-adds a fork/join costs more than it saves.
+  const bool parallel = M * N * K >= (int64_t{1} << 15) && omp_get_max_threads() > 1;
+  static const int64_t gmax = getenv("W4GMAX") ? atoi(getenv("W4GMAX")) : kGemvMaxM;  // TEMP
+  if (M <= gmax && group >= kChunk)
+    linear_w4_gemv(x, M, K, qweight, scales, zeros, N, group, bias, y, parallel);
+  else
+    linear_w4_gemm(x, M, K, qweight, scales, zeros, N, group, bias, y, parallel);
+}
+
+}  // namespace joule::kernels

@@ -1,1 +1,486 @@
+// W8A8 CPU kernels.
+//
+// Quantization (per row): one pass for max|x|, one to scale by 127 / max, round half away from zero and pack,
+// 32 floats -> 32 int8 per AVX2 step.
+//
+// GEMM: y[m,n] = x_scale[m] w_scale[n] sum_k qx[m,k] qw[n,k] (+ bias[n]). qx is first widened to int16 rows
+// zero-padded to Kp, a multiple of 16 (xw [M, Kp], thread-local scratch). The weights are read in place, int8
+// [N, K] row-major, 16 at a time, sign-extended to int16 (vpmovsxbw) and multiplied with vpmaddwd, which adds
+// adjacent int16 products into int32 lanes; the lanes of each (row, column) accumulator are summed at the end.
+//
+// Exactness: |q| <= 127 on both sides, so a vpmaddwd lane is at most 2 * 127^2 = 32258 (the int16 products
+// themselves are exact, the pair sum is formed in 32 bits), and every partial sum of a dot product is at most
+// K * 127^2 < 2^31 for K <= kW8A8MaxK. So int32 accumulation never overflows and, integer addition being
+// associative, any blocking or summation order gives exactly the reference's sum. vpmaddubsw (u8 x s8, int16
+// saturating pair sums) is not used: it needs the abs/sign trick to stay exact, and without VNNI it costs the
+// same number of multiply-port uops per product. The float epilogue computes float(acc) * (x_scale * w_scale),
+// fused with the bias as fma(float(acc), x_scale * w_scale, bias), in the reference (scalar) and in the fast
+// path (8 lanes), which therefore agree bit for bit. K > kW8A8MaxK falls back to the reference (int64 sums).
+//
+// Blocking: micro-kernels compute a tile of 6 rows x 2 weight columns (4 x 2 for a remainder of 4-5 rows) over
+// the whole of K in 12 (8) ymm int32 accumulators: each sign-extended weight vector serves 6 rows, each x
+// vector 2 columns; the accumulators are then reduced with one hadd tree. The 6 x rows (6 * Kp * 2 bytes) sit in
+// L1 and the column tile's weights (nb * K <= ~384 KiB) in L2, streamed once per 6-row group and fetched from
+// memory once per tile. The 1-row tile (GEMV) takes 4 weight rows at a time, i.e. 4 sequential streams. Sums
+// of up to 256 columns are collected before the epilogue runs over them, 8 columns at a time. Remainders:
+// 3/2/1-row kernels, single-column kernels for odd N, a scalar K % 16 tail.
+//
+// Threading: OpenMP over (row tile, column tile) pairs; columns first (so M = 1 splits N), rows only when there
+// are fewer column tiles than threads. Quantization and widening run over rows. Problems below ~128K
+// multiply-adds stay on the calling thread; inside an active parallel region everything runs serially.
 #include "kernels/w8a8.h"
+
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <vector>
+
+#include "kernels/quant_formats.h"
+
+#define JOULE_AVX2 __attribute__((target("avx2,fma")))
+
+namespace joule::kernels {
+namespace {
+
+// ---- shared scalar pieces (the reference and the fast path call the same code) -----------------------------
+
+// A row whose max|x| is below 127 / FLT_MAX (~3.7e-37; 0 included) would overflow 127 / max: it quantizes to
+// zeros with scale 1, like an all-zero row (its values are below 4e-37, so the dequantization error is too).
+constexpr float kMinAmax = static_cast<float>(kW8Max) / std::numeric_limits<float>::max();
+inline float scale_of(float amax) { return amax >= kMinAmax ? amax / static_cast<float>(kW8Max) : 1.0f; }
+inline float inv_scale_of(float amax) { return amax >= kMinAmax ? static_cast<float>(kW8Max) / amax : 0.0f; }
+
+// v = x * inv_scale; std::round is round half away from zero. The clamp is a guard: |v| <= 127 (1 + 2^-23)^2.
+inline int8_t quantize_one(float v) {
+  float r = std::round(v);
+  r = std::min(std::max(r, -static_cast<float>(kW8Max)), static_cast<float>(kW8Max));
+  return static_cast<int8_t>(static_cast<int>(r));
+}
+
+// The one float epilogue. acc is exact (int32 in range, or int64 past kW8A8MaxK); the conversion rounds to nearest.
+inline float epilogue(int64_t acc, float xs, float ws, const float* bias, int64_t n) {
+  float s = xs * ws;
+  float a = static_cast<float>(acc);
+  return bias ? std::fma(a, s, bias[n]) : a * s;
+}
+
+bool has_avx2() {
+  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return ok;
+}
+
+// Grow-only, 64-byte aligned scratch, one per calling thread (the tile workers only read it).
+struct Scratch {
+  std::unique_ptr<char[]> mem;
+  size_t cap = 0;
+  void* get(size_t bytes) {
+    if (bytes + 64 > cap) {
+      cap = std::max(bytes + 64, cap * 2);
+      mem.reset(new char[cap]);
+    }
+    auto p = reinterpret_cast<uintptr_t>(mem.get());
+    return reinterpret_cast<void*>((p + 63) & ~uintptr_t(63));
+  }
+};
+
+constexpr int64_t kParallelMinWork = int64_t(1) << 17;  // multiply-adds (or elements) below which we stay serial
+
+// ---- quantization, AVX2 ------------------------------------------------------------------------------------
+
+// An optimisation barrier on a vector value; emits no instruction. Used to stop GCC from contracting a multiply and
+// an add into an fma (it does so for intrinsics too, under its default -ffp-contract=fast), and to keep loop
+// accumulators in place: without it GCC 12 writes each vpaddd to a new register and copies it back.
+#define JOULE_PIN(v) asm("" : "+x"(v))
+
+JOULE_AVX2 inline float hmax8(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+  return _mm_cvtss_f32(m);
+}
+
+// round(v) half away from zero, as int32, for |v| <= 128: trunc(v + copysign(0.49999997f, v)). Checked against
+// std::round for every float in [0, 128] (the sum rounds to nearest-even; the sign case is symmetric). v is
+// pinned so that GCC cannot contract x * inv + h into one fma, which would round differently.
+JOULE_AVX2 inline __m256i round_away_epi32(__m256 v) {
+  JOULE_PIN(v);
+  const __m256 h = _mm256_or_ps(_mm256_and_ps(v, _mm256_set1_ps(-0.0f)), _mm256_set1_ps(0.49999997f));
+  __m256i q = _mm256_cvttps_epi32(_mm256_add_ps(v, h));
+  q = _mm256_min_epi32(q, _mm256_set1_epi32(kW8Max));
+  return _mm256_max_epi32(q, _mm256_set1_epi32(-kW8Max));
+}
+
+JOULE_AVX2 void quantize_row_avx2(const float* x, int64_t n, int8_t* q, float* scale) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  __m256 m0 = _mm256_setzero_ps(), m1 = m0, m2 = m0, m3 = m0;
+  int64_t c = 0;
+  for (; c + 32 <= n; c += 32) {
+    m0 = _mm256_max_ps(m0, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + c)));
+    m1 = _mm256_max_ps(m1, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + c + 8)));
+    m2 = _mm256_max_ps(m2, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + c + 16)));
+    m3 = _mm256_max_ps(m3, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + c + 24)));
+  }
+  for (; c + 8 <= n; c += 8) m0 = _mm256_max_ps(m0, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + c)));
+  float amax = hmax8(_mm256_max_ps(_mm256_max_ps(m0, m1), _mm256_max_ps(m2, m3)));
+  for (; c < n; ++c) amax = std::max(amax, std::fabs(x[c]));  // max is exact: any order gives the same value
+
+  *scale = scale_of(amax);
+  const float inv = inv_scale_of(amax);
+  const __m256 vinv = _mm256_set1_ps(inv);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  c = 0;
+  for (; c + 32 <= n; c += 32) {
+    __m256i q0 = round_away_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + c), vinv));
+    __m256i q1 = round_away_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + c + 8), vinv));
+    __m256i q2 = round_away_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + c + 16), vinv));
+    __m256i q3 = round_away_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + c + 24), vinv));
+    // packs work per 128-bit lane: bytes come out as 4-int groups [q0 q1 q2 q3 | q0' q1' q2' q3']; reorder.
+    __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(q0, q1), _mm256_packs_epi32(q2, q3));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + c), _mm256_permutevar8x32_epi32(b, order));
+  }
+  for (; c < n; ++c) q[c] = quantize_one(x[c] * inv);
+}
+
+// ---- GEMM, AVX2 ----------------------------------------------------------------------------------------------
+
+// Sums of 8 (or 4) int32 vectors, lane i = total of v[i].
+JOULE_AVX2 inline __m256i hsum8_epi32(const __m256i* v) {
+  __m256i ab = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+  __m256i cd = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
+  return _mm256_add_epi32(_mm256_permute2x128_si256(ab, cd, 0x20), _mm256_permute2x128_si256(ab, cd, 0x31));
+}
+JOULE_AVX2 inline __m128i hsum4_epi32(const __m256i* v) {
+  __m256i ab = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+  return _mm_add_epi32(_mm256_castsi256_si128(ab), _mm256_extracti128_si256(ab, 1));
+}
+JOULE_AVX2 inline int32_t hsum1_epi32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+  return _mm_cvtsi128_si32(s);
+}
+
+// Dot-product tail (K % 16), scalar.
+JOULE_AVX2 inline int32_t dot_tail(const int16_t* x, const int8_t* w, int64_t k0, int64_t K) {
+  int32_t s = 0;
+  for (int64_t k = k0; k < K; ++k) s += int32_t(x[k]) * int32_t(w[k]);
+  return s;
+}
+
+JOULE_AVX2 inline __m256i madd_w(__m256i x, const int8_t* w) {
+  return _mm256_madd_epi16(x, _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w))));
+}
+
+// One MR x NR tile over the whole of K: out[i*ldo + j] = sum_k x[i*xs + k] * w[j*K + k].
+//   x    int16 [MR, xs]   widened activations, zero-padded to xs = Kp (a multiple of 16), 32-byte aligned rows
+//   w    int8  [NR, K]    NR consecutive weight rows (output channels), read in place
+//   out  int32 [MR, ldo]
+// Generic version for the remainder tiles (M % 4 rows, odd N); the hot shapes have explicit kernels below.
+template <int MR, int NR>
+JOULE_AVX2 inline void tile_s32(const int16_t* x, int64_t xs, const int8_t* w, int64_t K, int32_t* out, int64_t ldo) {
+  __m256i acc[MR * NR];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR * NR; ++i) acc[i] = _mm256_setzero_si256();
+  const int64_t K16 = K & ~int64_t(15);
+  for (int64_t k = 0; k < K16; k += 16) {
+    __m256i wv[NR];
+#pragma GCC unroll 8
+    for (int j = 0; j < NR; ++j)
+      wv[j] = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + j * K + k)));
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      __m256i xv = _mm256_load_si256(reinterpret_cast<const __m256i*>(x + i * xs + k));
+#pragma GCC unroll 8
+      for (int j = 0; j < NR; ++j) acc[i * NR + j] = _mm256_add_epi32(acc[i * NR + j], _mm256_madd_epi16(xv, wv[j]));
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < MR * NR; ++i) JOULE_PIN(acc[i]);
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j)
+      out[i * ldo + j] = hsum1_epi32(acc[i * NR + j]) + (K16 < K ? dot_tail(x + i * xs, w + j * K, K16, K) : 0);
+}
+
+// The main tiles, 6 x 2 and 4 x 2 (rows x weight columns): each sign-extended weight vector serves 6 (4) rows,
+// each x vector (a memory operand, from L1) 2 columns. Per 16 k and 6 rows: 2 vpmovsxbw, 12 vpmaddwd, 12 vpaddd
+// in ~8 cycles on Zen 4, whose measured limit is ~1.6 vpmaddwd + vpaddd pairs per cycle; 6 x 2 uses 12 of the
+// 16 ymm registers for accumulators and runs ~10% faster than 4 x 2. Not inlined: inlined into the tile
+// loops, GCC spills accumulators.
+#define JOULE_ROW2(r, A, B)                                                       \
+  xv = _mm256_load_si256(reinterpret_cast<const __m256i*>(x + (r) * xs + k)); \
+  A = _mm256_add_epi32(A, _mm256_madd_epi16(xv, v0));                         \
+  B = _mm256_add_epi32(B, _mm256_madd_epi16(xv, v1));
+
+template <>
+JOULE_AVX2 __attribute__((noinline)) void tile_s32<6, 2>(const int16_t* x, int64_t xs, const int8_t* w, int64_t K,
+                                                         int32_t* out, int64_t ldo) {
+  __m256i a00 = _mm256_setzero_si256(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00,
+          a40 = a00, a41 = a00, a50 = a00, a51 = a00;
+  const int64_t K16 = K & ~int64_t(15);
+  for (int64_t k = 0; k < K16; k += 16) {
+    const __m256i v0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + k)));
+    const __m256i v1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + K + k)));
+    __m256i xv;
+    JOULE_ROW2(0, a00, a01) JOULE_ROW2(1, a10, a11) JOULE_ROW2(2, a20, a21)
+    JOULE_ROW2(3, a30, a31) JOULE_ROW2(4, a40, a41) JOULE_ROW2(5, a50, a51)
+    JOULE_PIN(a00); JOULE_PIN(a01); JOULE_PIN(a10); JOULE_PIN(a11); JOULE_PIN(a20); JOULE_PIN(a21);
+    JOULE_PIN(a30); JOULE_PIN(a31); JOULE_PIN(a40); JOULE_PIN(a41); JOULE_PIN(a50); JOULE_PIN(a51);
+  }
+  const __m256i acc[12] = {a00, a01, a10, a11, a20, a21, a30, a31, a40, a41, a50, a51};
+  alignas(32) int32_t s[12];  // [r0c0 r0c1 r1c0 r1c1 ... r5c1]
+  _mm256_store_si256(reinterpret_cast<__m256i*>(s), hsum8_epi32(acc));
+  _mm_store_si128(reinterpret_cast<__m128i*>(s + 8), hsum4_epi32(acc + 8));
+  if (K16 < K)
+    for (int i = 0; i < 6; ++i)
+      for (int j = 0; j < 2; ++j) s[i * 2 + j] += dot_tail(x + i * xs, w + j * K, K16, K);
+  for (int i = 0; i < 6; ++i) std::memcpy(out + i * ldo, s + 2 * i, 2 * sizeof(int32_t));
+}
+
+template <>
+JOULE_AVX2 __attribute__((noinline)) void tile_s32<4, 2>(const int16_t* x, int64_t xs, const int8_t* w, int64_t K,
+                                                         int32_t* out, int64_t ldo) {
+  __m256i a00 = _mm256_setzero_si256(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+  const int64_t K16 = K & ~int64_t(15);
+  for (int64_t k = 0; k < K16; k += 16) {
+    const __m256i v0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + k)));
+    const __m256i v1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + K + k)));
+    __m256i xv;
+    JOULE_ROW2(0, a00, a01) JOULE_ROW2(1, a10, a11) JOULE_ROW2(2, a20, a21) JOULE_ROW2(3, a30, a31)
+    JOULE_PIN(a00); JOULE_PIN(a01); JOULE_PIN(a10); JOULE_PIN(a11);
+    JOULE_PIN(a20); JOULE_PIN(a21); JOULE_PIN(a30); JOULE_PIN(a31);
+  }
+  const __m256i acc[8] = {a00, a01, a10, a11, a20, a21, a30, a31};
+  alignas(32) int32_t s[8];  // [r0c0 r0c1 r1c0 r1c1 ... r3c1]
+  _mm256_store_si256(reinterpret_cast<__m256i*>(s), hsum8_epi32(acc));
+  if (K16 < K)
+    for (int i = 0; i < 4; ++i)
+      for (int j = 0; j < 2; ++j) s[i * 2 + j] += dot_tail(x + i * xs, w + j * K, K16, K);
+  for (int i = 0; i < 4; ++i) std::memcpy(out + i * ldo, s + 2 * i, 2 * sizeof(int32_t));
+}
+#undef JOULE_ROW2
+
+// GEMV tile: one x row, 4 weight rows (4 DRAM streams), k unrolled by 2 for more loads in flight.
+template <>
+JOULE_AVX2 __attribute__((noinline)) void tile_s32<1, 4>(const int16_t* x, int64_t xs, const int8_t* w, int64_t K,
+                                                         int32_t* out, int64_t ldo) {
+  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+  const int8_t *w0 = w, *w1 = w + K, *w2 = w + 2 * K, *w3 = w + 3 * K;
+  const int64_t K16 = K & ~int64_t(15), K32 = K & ~int64_t(31);
+  int64_t k = 0;
+  for (; k < K32; k += 32) {
+    __m256i xv = _mm256_load_si256(reinterpret_cast<const __m256i*>(x + k));
+    __m256i xu = _mm256_load_si256(reinterpret_cast<const __m256i*>(x + k + 16));
+    a0 = _mm256_add_epi32(a0, madd_w(xv, w0 + k));
+    a1 = _mm256_add_epi32(a1, madd_w(xv, w1 + k));
+    a2 = _mm256_add_epi32(a2, madd_w(xv, w2 + k));
+    a3 = _mm256_add_epi32(a3, madd_w(xv, w3 + k));
+    b0 = _mm256_add_epi32(b0, madd_w(xu, w0 + k + 16));
+    b1 = _mm256_add_epi32(b1, madd_w(xu, w1 + k + 16));
+    b2 = _mm256_add_epi32(b2, madd_w(xu, w2 + k + 16));
+    b3 = _mm256_add_epi32(b3, madd_w(xu, w3 + k + 16));
+    JOULE_PIN(a0); JOULE_PIN(a1); JOULE_PIN(a2); JOULE_PIN(a3);
+    JOULE_PIN(b0); JOULE_PIN(b1); JOULE_PIN(b2); JOULE_PIN(b3);
+  }
+  if (k < K16) {
+    __m256i xv = _mm256_load_si256(reinterpret_cast<const __m256i*>(x + k));
+    a0 = _mm256_add_epi32(a0, madd_w(xv, w0 + k));
+    a1 = _mm256_add_epi32(a1, madd_w(xv, w1 + k));
+    a2 = _mm256_add_epi32(a2, madd_w(xv, w2 + k));
+    a3 = _mm256_add_epi32(a3, madd_w(xv, w3 + k));
+  }
+  const __m256i acc[4] = {_mm256_add_epi32(a0, b0), _mm256_add_epi32(a1, b1), _mm256_add_epi32(a2, b2),
+                          _mm256_add_epi32(a3, b3)};
+  __m128i s = hsum4_epi32(acc);
+  if (K16 < K)
+    s = _mm_add_epi32(s, _mm_setr_epi32(dot_tail(x, w0, K16, K), dot_tail(x, w1, K16, K), dot_tail(x, w2, K16, K),
+                                        dot_tail(x, w3, K16, K)));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out), s);
+}
+
+// Where the results go, one row segment at a time: floats through the epilogue, or the raw int32 sums (test path).
+struct FloatOut {
+  const float* x_scale;
+  const float* w_scale;
+  const float* bias;
+  float* y;
+  // y[m, n0 + c] for c < cnt; the vector lanes compute exactly what epilogue() computes (same roundings).
+  JOULE_AVX2 void operator()(int64_t m, int64_t n0, int64_t cnt, int64_t N, const int32_t* acc) const {
+    const __m256 xs = _mm256_set1_ps(x_scale[m]);
+    float* yr = y + m * N + n0;
+    const float* ws = w_scale + n0;
+    int64_t c = 0;
+    for (; c + 8 <= cnt; c += 8) {
+      __m256 a = _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + c)));
+      __m256 sc = _mm256_mul_ps(xs, _mm256_loadu_ps(ws + c));
+      __m256 v = bias ? _mm256_fmadd_ps(a, sc, _mm256_loadu_ps(bias + n0 + c)) : _mm256_mul_ps(a, sc);
+      _mm256_storeu_ps(yr + c, v);
+    }
+    for (; c < cnt; ++c) yr[c] = epilogue(acc[c], x_scale[m], ws[c], bias, n0 + c);
+  }
+};
+struct S32Out {
+  int32_t* out;
+  void operator()(int64_t m, int64_t n0, int64_t cnt, int64_t N, const int32_t* acc) const {
+    std::memcpy(out + m * N + n0, acc, size_t(cnt) * sizeof(int32_t));
+  }
+};
+
+// MR rows starting at m, columns [n0, n1): NR columns per tile kernel call, then single columns. The sums of
+// up to kChunk columns are collected in buf and handed to the epilogue a row segment at a time.
+constexpr int64_t kChunk = 256;
+
+template <int MR, int NR, class Out>
+JOULE_AVX2 inline void rows_block(const int16_t* xw, int64_t Kp, const int8_t* qw, int64_t K, int64_t N, int64_t m,
+                                  int64_t n0, int64_t n1, const Out& out) {
+  alignas(32) int32_t buf[MR * kChunk];
+  for (int64_t c0 = n0; c0 < n1; c0 += kChunk) {
+    const int64_t c1 = std::min(n1, c0 + kChunk);
+    int64_t n = c0;
+    for (; n + NR <= c1; n += NR) tile_s32<MR, NR>(xw + m * Kp, Kp, qw + n * K, K, buf + (n - c0), kChunk);
+    for (; n < c1; ++n) tile_s32<MR, 1>(xw + m * Kp, Kp, qw + n * K, K, buf + (n - c0), kChunk);
+    for (int i = 0; i < MR; ++i) out(m + i, c0, c1 - c0, N, buf + i * kChunk);
+  }
+}
+
+template <class Out>
+JOULE_AVX2 void gemm_tile_avx2(const int16_t* xw, int64_t Kp, const int8_t* qw, int64_t K, int64_t N, int64_t m0,
+                               int64_t m1, int64_t n0, int64_t n1, const Out& out) {
+  int64_t m = m0;
+  for (; m + 6 <= m1; m += 6) rows_block<6, 2>(xw, Kp, qw, K, N, m, n0, n1, out);
+  if (m + 4 <= m1) {
+    rows_block<4, 2>(xw, Kp, qw, K, N, m, n0, n1, out);
+    m += 4;
+  }
+  switch (m1 - m) {
+    case 3: rows_block<3, 2>(xw, Kp, qw, K, N, m, n0, n1, out); break;
+    case 2: rows_block<2, 4>(xw, Kp, qw, K, N, m, n0, n1, out); break;
+    case 1: rows_block<1, 4>(xw, Kp, qw, K, N, m, n0, n1, out); break;
+    default: break;
+  }
+}
+
+JOULE_AVX2 void widen_row_avx2(const int8_t* q, int64_t K, int64_t Kp, int16_t* out) {
+  int64_t k = 0;
+  for (; k + 16 <= K; k += 16)
+    _mm256_store_si256(reinterpret_cast<__m256i*>(out + k),
+                       _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + k))));
+  for (; k < K; ++k) out[k] = q[k];
+  for (; k < Kp; ++k) out[k] = 0;
+}
+
+template <class Out>
+void gemm_avx2(const int8_t* qx, int64_t M, int64_t K, const int8_t* qw, int64_t N, const Out& out) {
+  static thread_local Scratch scratch;
+  const int64_t Kp = (K + 15) & ~int64_t(15);
+  auto* xw = static_cast<int16_t*>(scratch.get(size_t(M) * size_t(Kp) * sizeof(int16_t)));
+  const bool par = M * N * K >= kParallelMinWork && omp_get_max_threads() > 1 && !omp_in_parallel();
+  const int threads = par ? omp_get_max_threads() : 1;
+
+#pragma omp parallel for schedule(static) if (par && M * K >= kParallelMinWork / 8)
+  for (int64_t m = 0; m < M; ++m) widen_row_avx2(qx + m * K, K, Kp, xw + m * Kp);
+
+  // Column tiles: the weights of one tile (nb * K bytes) stay in L2 while every 6-row group streams them; a
+  // multiple of the thread count, so that equal tiles share out evenly. Row tiles only when there are too few
+  // column tiles for the threads (small N, larger M).
+  constexpr int64_t kL2Weights = 384 << 10;
+  int64_t n_tiles = (N * K + kL2Weights - 1) / kL2Weights;
+  n_tiles = (n_tiles + threads - 1) / threads * threads;
+  n_tiles = std::min(n_tiles, (N + 1) / 2);
+  n_tiles = std::max<int64_t>(n_tiles, 1);
+  int64_t nb = (N + n_tiles - 1) / n_tiles;
+  nb += nb & 1;  // even, so column pairs stay whole
+  n_tiles = (N + nb - 1) / nb;
+  int64_t m_tiles = 1;
+  if (n_tiles < threads) m_tiles = std::min<int64_t>((threads + n_tiles - 1) / n_tiles, (M + 5) / 6);
+  int64_t mb = (M + m_tiles - 1) / m_tiles;
+  mb = (mb + 5) / 6 * 6;  // whole 6-row groups
+  m_tiles = (M + mb - 1) / mb;
+
+#pragma omp parallel for collapse(2) schedule(static) if (par)
+  for (int64_t mt = 0; mt < m_tiles; ++mt)
+    for (int64_t nt = 0; nt < n_tiles; ++nt)
+      gemm_tile_avx2(xw, Kp, qw, K, N, mt * mb, std::min(M, (mt + 1) * mb), nt * nb, std::min(N, (nt + 1) * nb),
+                     out);
+}
+
+}  // namespace
+
+// ---- public functions --------------------------------------------------------------------------------------
+
+void quantize_rows_s8_ref(const float* x, int64_t rows, int64_t cols, int8_t* q, float* scales) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * cols;
+    float amax = 0.0f;
+    for (int64_t c = 0; c < cols; ++c) amax = std::max(amax, std::fabs(xr[c]));
+    scales[r] = scale_of(amax);
+    const float inv = inv_scale_of(amax);
+    for (int64_t c = 0; c < cols; ++c) q[r * cols + c] = quantize_one(xr[c] * inv);
+  }
+}
+
+void quantize_rows_s8(const float* x, int64_t rows, int64_t cols, int8_t* q, float* scales) {
+  if (!has_avx2()) return quantize_rows_s8_ref(x, rows, cols, q, scales);
+  const bool par = rows > 1 && rows * cols >= kParallelMinWork && !omp_in_parallel();
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t r = 0; r < rows; ++r) quantize_row_avx2(x + r * cols, cols, q + r * cols, scales + r);
+}
+
+void gemm_s8s8_ref(const int8_t* qx, const float* x_scale, int64_t M, int64_t K, const int8_t* qw, const float* w_scale,
+                   int64_t N, const float* bias, float* y) {
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n) {
+      int64_t acc = 0;
+      for (int64_t k = 0; k < K; ++k) acc += int32_t(qx[m * K + k]) * int32_t(qw[n * K + k]);
+      y[m * N + n] = epilogue(acc, x_scale[m], w_scale[n], bias, n);
+    }
+}
+
+void gemm_s8s8(const int8_t* qx, const float* x_scale, int64_t M, int64_t K, const int8_t* qw, const float* w_scale,
+               int64_t N, const float* bias, float* y) {
+  if (M <= 0 || N <= 0) return;
+  if (!has_avx2() || K > kW8A8MaxK) return gemm_s8s8_ref(qx, x_scale, M, K, qw, w_scale, N, bias, y);
+  gemm_avx2(qx, M, K, qw, N, FloatOut{x_scale, w_scale, bias, y});
+}
+
+void linear_w8a8_ref(const float* x, int64_t M, int64_t K, const int8_t* qw, const float* w_scale, int64_t N,
+                     const float* bias, float* y) {
+  std::vector<int8_t> qx(size_t(M * K));
+  std::vector<float> xs(static_cast<size_t>(M));
+  quantize_rows_s8_ref(x, M, K, qx.data(), xs.data());
+  gemm_s8s8_ref(qx.data(), xs.data(), M, K, qw, w_scale, N, bias, y);
+}
+
+void linear_w8a8(const float* x, int64_t M, int64_t K, const int8_t* qw, const float* w_scale, int64_t N,
+                 const float* bias, float* y) {
+  if (M <= 0 || N <= 0) return;
+  static thread_local Scratch scratch;
+  const size_t qbytes = (size_t(M) * size_t(K) + 63) & ~size_t(63);
+  auto* buf = static_cast<char*>(scratch.get(qbytes + size_t(M) * sizeof(float)));
+  auto* qx = reinterpret_cast<int8_t*>(buf);
+  auto* xs = reinterpret_cast<float*>(buf + qbytes);
+  quantize_rows_s8(x, M, K, qx, xs);
+  gemm_s8s8(qx, xs, M, K, qw, w_scale, N, bias, y);
+}
+
+namespace detail {
+void gemm_s8s8_s32(const int8_t* qx, int64_t M, int64_t K, const int8_t* qw, int64_t N, int32_t* acc) {
+  if (M <= 0 || N <= 0) return;
+  if (!has_avx2() || K > kW8A8MaxK) {  // same contract as the fast path: exact sums, here the obvious way
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n) {
+        int64_t s = 0;
+        for (int64_t k = 0; k < K; ++k) s += int32_t(qx[m * K + k]) * int32_t(qw[n * K + k]);
+        acc[m * N + n] = static_cast<int32_t>(s);
+      }
+    return;
+  }
+  gemm_avx2(qx, M, K, qw, N, S32Out{acc});
+}
+}  // namespace detail
+
+}  // namespace joule::kernels

@@ -193,6 +193,38 @@ TEST(Cli, MiniLMRecipeReportsStsbPerPassAndBothExportsScoreTheSame) {
   expect_one_line_error(cli("embed --model /no/such/dir hello"), "no such file");
 }
 
+TEST(Cli, QuantizedMiniLMReloadsInAFreshProcessWithTheSameScore) {
+  fs::path dev = fs::path(JOULE_SOURCE_DIR) / ".." / "shared" / "data" / "stsb" / "dev.tsv";
+  std::string minilm = JOULE_MINILM_DIR;
+  if (minilm.empty() || !fs::exists(dev)) GTEST_SKIP() << "needs the MiniLM package and ../shared/data/stsb/dev.tsv";
+  fs::path d = scratch();
+  {
+    std::ifstream in(dev);
+    std::ofstream out(d / "dev100.tsv");
+    std::string line;
+    for (int i = 0; std::getline(in, line); ++i)
+      if (i % 15 == 0) out << line << "\n";
+  }
+  std::string data = (d / "dev100.tsv").string();
+  CliRun r = cli("quantize --scheme w4 --group 128 " + minilm + " -o " + (d / "q.pt").string() + " --stsb " + data +
+                 " --report " + (d / "q.json").string() + " --energy-windows 2 --reps 3");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("quantize w4 g128"), std::string::npos);
+  auto j = nlohmann::json::parse(slurp(d / "q.json"));
+  double after = j["passes"][0]["after"]["quality"]["stsb_spearman"];
+  EXPECT_LE(j["passes"][0]["stats"]["weight_bytes_ratio"].get<double>(), 0.16);
+  CliRun e = cli("eval stsb --json --model " + (d / "q.pt").string() + " --data " + data);
+  ASSERT_EQ(e.code, 0) << e.err;
+  EXPECT_NEAR(nlohmann::json::parse(e.out)["spearman"].get<double>(), after, 1e-9);
+  expect_one_line_error(cli("quantize --scheme w4 --group 96 " + minilm + " -o " + (d / "x.pt").string()),
+                        "not a power of two");
+  expect_one_line_error(cli("quantize --scheme w4 --group 2048 " + test::model_path("mlp") + " -o " +
+                            (d / "x.pt").string()), "exceeds the input features");
+  expect_one_line_error(cli("quantize --scheme w2 " + test::model_path("mlp") + " -o " + (d / "x.pt").string()),
+                        "unknown scheme");
+  EXPECT_FALSE(fs::exists(d / "x.pt"));
+}
+
 TEST(Cli, InspectPrintsLayerTableAndTotals) {
   CliRun r = cli("inspect " + test::model_path("cnn"));
   ASSERT_EQ(r.code, 0) << r.err;

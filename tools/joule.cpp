@@ -301,6 +301,20 @@ int main(int argc, char** argv) {
       ->allow_extra_args(false);
   flags.add_to(prune);
 
+  auto* quantize = app.add_subcommand("quantize", "weight quantization of linear layers: w8a8 or w4 (group-wise), RTN");
+  std::string scheme = "w8a8", qmethod = "rtn";
+  int64_t group = 128;
+  quantize->add_option("model", model, "TorchScript model (.pt) or HF model folder")->required();
+  quantize->add_option("-o,--output", out, "output model (.pt); loading it needs libjoule_ops")->required();
+  quantize->add_option("--scheme", scheme, "w8a8 | w4")->capture_default_str();
+  quantize->add_option("--group", group, "w4: input features per scale/zero group (power of two)")->capture_default_str();
+  quantize->add_option("--method", qmethod, "rtn (round to nearest)")->capture_default_str();
+  quantize->add_option("--include", include, "only layers whose module path matches this glob (repeatable)")
+      ->allow_extra_args(false);
+  quantize->add_option("--exclude", exclude, "skip layers whose module path matches this glob (repeatable)")
+      ->allow_extra_args(false);
+  flags.add_to(quantize);
+
   auto* run = app.add_subcommand("run", "apply a recipe (YAML or JSON list of passes) and report each pass");
   run->add_option("recipe", recipe, "recipe file, e.g. recipes/demo.yaml")->required();
   run->add_option("model", model, "TorchScript model (.pt)")->required();
@@ -369,6 +383,15 @@ int main(int argc, char** argv) {
       if (!exclude.empty()) o["exclude"] = exclude;
       Pipeline p;
       p.add(make_pass("prune", o));
+      return run_pipeline(p, model, out, flags, nullptr, "");
+    }
+    if (*quantize) {
+      nlohmann::json o = {{"scheme", scheme}, {"method", qmethod}};
+      if (quantize->count("--group")) o["group"] = group;
+      if (!include.empty()) o["include"] = include;
+      if (!exclude.empty()) o["exclude"] = exclude;
+      Pipeline p;
+      p.add(make_pass("quantize", o));
       return run_pipeline(p, model, out, flags, nullptr, "");
     }
     if (*run) {

@@ -141,7 +141,8 @@ std::vector<size_t> select_targets(const Analysis& a, const PruneOptions& o) {
   std::vector<size_t> all;
   std::set<std::string> seen;
   for (size_t i = 0; i < a.ops.size(); ++i)
-    if (a.ops[i].kind != OpKind::Embedding && seen.insert(a.ops[i].weight).second) all.push_back(i);
+    if (a.ops[i].kind != OpKind::Embedding && a.ops[i].quant.empty() && seen.insert(a.ops[i].weight).second)
+      all.push_back(i);
   if (all.empty()) fail("prune: the model has no prunable layer (linear, conv1d/2d, matmul with a weight)");
   for (const auto& g : o.include) {
     bool hit = false;

@@ -1,0 +1,38 @@
+// Weight quantization of aten::linear layers: W8A8 (int8 weights per output channel, int8 activations per
+// token at run time) and W4 (group-wise asymmetric 4-bit weights, float activations), round-to-nearest.
+// The pass rewrites the model: forward is inlined, each quantized aten::linear becomes joule::linear_w8a8 or
+// joule::linear_w4 (kernels/ops/ops.h) over packed buffers stored on the top module, and the float weight
+// is replaced by an empty tensor, so the saved archive is really smaller. Loading the result needs the
+// joule_ops library. Embeddings, convs and matmuls are left in float.
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "compress/pass.h"
+
+namespace joule {
+
+enum class QuantScheme { W8A8, W4 };
+
+struct QuantizeOptions {
+  QuantScheme scheme = QuantScheme::W8A8;
+  int64_t group = 128;  // W4: input features per (scale, zero) group; a power of two >= 2
+  std::vector<std::string> include, exclude;  // globs over module paths
+
+  static QuantizeOptions from_json(const nlohmann::json& j);  // validates; one-line errors
+  nlohmann::json to_json() const;
+};
+
+class QuantizePass : public Pass {
+ public:
+  explicit QuantizePass(QuantizeOptions o) : opts_(std::move(o)) {}
+  std::string name() const override { return "quantize"; }
+  nlohmann::json options() const override { return opts_.to_json(); }
+  PassResult run(torch::jit::Module& m, Context& ctx) override;
+
+ private:
+  QuantizeOptions opts_;
+};
+
+}  // namespace joule

@@ -1,0 +1,86 @@
+// Schemas and CPU implementations of the joule:: ops: a thin LibTorch binding over the plain kernels in
+// kernels/. Shape and dtype errors name the op and the offending sizes.
+#include <ATen/ATen.h>
+#include <torch/library.h>
+
+#include "kernels/ops/ops.h"
+#include "kernels/quant_formats.h"
+#include "kernels/w4.h"
+#include "kernels/w8a8.h"
+
+namespace joule::ops {
+
+bool ensure_ops_registered() { return true; }
+
+namespace {
+
+// x [..., K] -> contiguous float [M, K]; the output keeps x's leading dims with N features.
+at::Tensor rows_of(const at::Tensor& x, int64_t K, const char* op) {
+  TORCH_CHECK(x.scalar_type() == at::kFloat, op, ": x must be float32, got ", x.scalar_type());
+  TORCH_CHECK(x.dim() >= 1 && x.size(-1) == K, op, ": x has ", x.sizes(), " but the weight expects K=", K,
+              " input features");
+  return x.reshape({-1, K}).contiguous();
+}
+
+std::vector<int64_t> out_shape(const at::Tensor& x, int64_t N) {
+  auto s = x.sizes().vec();
+  s.back() = N;
+  return s;
+}
+
+const float* bias_ptr(const std::optional<at::Tensor>& bias, int64_t N, const char* op) {
+  if (!bias || !bias->defined()) return nullptr;
+  TORCH_CHECK(bias->scalar_type() == at::kFloat && bias->dim() == 1 && bias->size(0) == N && bias->is_contiguous(), op,
+              ": bias must be contiguous float32 [", N, "], got ", bias->scalar_type(), " ", bias->sizes());
+  return bias->data_ptr<float>();
+}
+
+at::Tensor linear_w8a8_cpu(const at::Tensor& x, const at::Tensor& qweight, const at::Tensor& w_scale,
+                           const std::optional<at::Tensor>& bias) {
+  TORCH_CHECK(qweight.scalar_type() == at::kChar && qweight.dim() == 2 && qweight.is_contiguous(),
+              "linear_w8a8: qweight must be contiguous int8 [N, K], got ", qweight.scalar_type(), " ", qweight.sizes());
+  int64_t N = qweight.size(0), K = qweight.size(1);
+  TORCH_CHECK(w_scale.scalar_type() == at::kFloat && w_scale.numel() == N && w_scale.is_contiguous(),
+              "linear_w8a8: w_scale must be contiguous float32 [", N, "], got ", w_scale.scalar_type(), " ", w_scale.sizes());
+  at::Tensor x2 = rows_of(x, K, "linear_w8a8");
+  at::Tensor y = at::empty({x2.size(0), N}, x.options());
+  kernels::linear_w8a8(x2.data_ptr<float>(), x2.size(0), K, qweight.data_ptr<int8_t>(), w_scale.data_ptr<float>(), N,
+                       bias_ptr(bias, N, "linear_w8a8"), y.data_ptr<float>());
+  return y.view(out_shape(x, N));
+}
+
+at::Tensor linear_w4_cpu(const at::Tensor& x, const at::Tensor& qweight, const at::Tensor& scales, const at::Tensor& zeros,
+                         int64_t group_size, int64_t in_features, const std::optional<at::Tensor>& bias) {
+  const int64_t K = in_features;
+  TORCH_CHECK(group_size >= 2 && (group_size & (group_size - 1)) == 0, "linear_w4: group_size ", group_size,
+              " is not a power of two >= 2");
+  TORCH_CHECK(qweight.scalar_type() == at::kByte && qweight.dim() == 2 && qweight.is_contiguous() &&
+                  qweight.size(1) == kernels::w4_row_bytes(K),
+              "linear_w4: qweight must be contiguous uint8 [N, ", kernels::w4_row_bytes(K), "] for K=", K, ", got ",
+              qweight.scalar_type(), " ", qweight.sizes());
+  int64_t N = qweight.size(0), G = kernels::w4_groups(K, group_size);
+  TORCH_CHECK(scales.scalar_type() == at::kFloat && scales.is_contiguous() && scales.sizes() == at::IntArrayRef({N, G}),
+              "linear_w4: scales must be contiguous float32 [", N, ", ", G, "], got ", scales.scalar_type(), " ", scales.sizes());
+  TORCH_CHECK(zeros.scalar_type() == at::kByte && zeros.is_contiguous() && zeros.sizes() == at::IntArrayRef({N, G}),
+              "linear_w4: zeros must be contiguous uint8 [", N, ", ", G, "], got ", zeros.scalar_type(), " ", zeros.sizes());
+  at::Tensor x2 = rows_of(x, K, "linear_w4");
+  at::Tensor y = at::empty({x2.size(0), N}, x.options());
+  kernels::linear_w4(x2.data_ptr<float>(), x2.size(0), K, qweight.data_ptr<uint8_t>(), scales.data_ptr<float>(),
+                     zeros.data_ptr<uint8_t>(), N, group_size, bias_ptr(bias, N, "linear_w4"), y.data_ptr<float>());
+  return y.view(out_shape(x, N));
+}
+
+}  // namespace
+
+TORCH_LIBRARY(joule, m) {
+  m.def("linear_w8a8(Tensor x, Tensor qweight, Tensor w_scale, Tensor? bias) -> Tensor");
+  m.def("linear_w4(Tensor x, Tensor qweight, Tensor scales, Tensor zeros, int group_size, int in_features, "
+        "Tensor? bias) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(joule, CPU, m) {
+  m.impl("linear_w8a8", linear_w8a8_cpu);
+  m.impl("linear_w4", linear_w4_cpu);
+}
+
+}  // namespace joule::ops
