@@ -1,22 +1,42 @@
-// all-MiniLM-L6-v2 fp32 forward (sentence embeddings) through Joule's TorchScript port, batch 1 and 32 at
-// sequence length 128. bench/compare_minilm.sh runs this and the same model in PyTorch (transformers) with
-// the same threads, and prints the ratio.
+// all-MiniLM-L6-v2 forward (sentence embeddings) through Joule's TorchScript port, batch 1 and 32 at
+// sequence length 128: fp32, and after the quantize pass (W8A8, W4 g128) running on the joule:: kernels.
+// bench/compare_minilm.sh runs this and the same model in PyTorch (fp32 and quantize_dynamic) with the
+// same threads, and prints the ratios.
 #include <ATen/Parallel.h>
 #include <benchmark/benchmark.h>
 
+#include "compress/passes/quantize.h"
 #include "models/bert.h"
 
+static const char* kSchemes[] = {"fp32", "w8a8", "w4"};
+
+static torch::jit::Module model_for(int64_t scheme) {
+  static std::map<int64_t, torch::jit::Module> cache;
+  auto it = cache.find(scheme);
+  if (it != cache.end()) return it->second;
+  auto enc = joule::models::load_hf_encoder(JOULE_MINILM_DIR);
+  if (scheme > 0) {
+    joule::Context ctx;
+    joule::QuantizePass(joule::QuantizeOptions::from_json({{"scheme", kSchemes[scheme]}, {"group", 128}})).run(enc.module, ctx);
+  }
+  return cache.emplace(scheme, enc.module).first->second;
+}
+
 static void BM_MiniLM(benchmark::State& state) {
-  static const joule::models::SentenceEncoder enc = joule::models::load_hf_encoder(JOULE_MINILM_DIR);
-  torch::jit::Module m = enc.module;
+  torch::jit::Module m = model_for(state.range(2));
   int64_t batch = state.range(0), seq = state.range(1);
   std::vector<c10::IValue> in{at::randint(1000, 20000, {batch, seq}, at::kLong), at::ones({batch, seq}, at::kLong)};
   torch::NoGradGuard g;
   for (int i = 0; i < 5; ++i) m.forward(in);
   for (auto _ : state) benchmark::DoNotOptimize(m.forward(in));
+  state.SetLabel(kSchemes[state.range(2)]);
   state.counters["threads"] = at::get_num_threads();
   state.counters["sentences/s"] = benchmark::Counter(double(batch), benchmark::Counter::kIsIterationInvariantRate);
 }
-BENCHMARK(BM_MiniLM)->Args({1, 128})->Args({32, 128})->ArgNames({"batch", "seq"})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_MiniLM)
+    ->ArgsProduct({{1, 32}, {128}, {0, 1, 2}})
+    ->ArgNames({"batch", "seq", "scheme"})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 BENCHMARK_MAIN();

@@ -1,9 +1,10 @@
 // W8A8 linear (kernels/w8a8.h) against LibTorch fp32 at::linear, same binary, same threads (2), with bias.
 // Shapes: MiniLM's feed-forward linears at 128 tokens (m=128: k=384 -> n=1536 and k=1536 -> n=384) and a
-// 4096 x 4096 GEMV (m=1). cold=1 rotates through enough weight copies (>= 64 MiB per side, at least 2) that
+// 4096 x 4096 GEMV (m=1). cold=1 rotates through enough weight copies (>= 128 MiB per side, at least 2) that
 // the 32 MiB L3 cannot hold them, so every call streams its weights from DRAM; cold=0 reuses one copy.
 // Counters: FLOP/s = 2 m n k per call; W_bytes/s = weight bytes per call (int8 or fp32) per second.
-// Run: joule_bench_w8a8 --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+// Run: joule_bench_w8a8 --benchmark_repetitions=5 --benchmark_report_aggregates_only=true (add
+// --benchmark_enable_random_interleaving=true on a shared machine: fp32 and W8A8 repetitions then alternate).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <benchmark/benchmark.h>
@@ -22,7 +23,7 @@ int threads() {
   static const int n = std::getenv("JOULE_BENCH_THREADS") ? std::atoi(std::getenv("JOULE_BENCH_THREADS")) : 2;
   return n;
 }
-constexpr int64_t kColdBytes = int64_t(64) << 20;
+constexpr int64_t kColdBytes = int64_t(128) << 20;
 
 int64_t copies_for(int64_t bytes, bool cold) {
   return cold ? std::max<int64_t>(2, (kColdBytes + bytes - 1) / bytes) : 1;
@@ -48,7 +49,7 @@ void BM_fp32_linear(benchmark::State& state) {
   set_counters(state, M, K, N, N * K * 4);
 }
 
-// quantize_activations: 1 = the whole op (linear_w8a8), 0 = gemm_s8s8 on pre-quantized x (the integer GEMM alone).
+// kWholeOp: linear_w8a8 (quantize x per token, then the GEMM), or gemm_s8s8 alone on x quantized beforehand.
 template <bool kWholeOp>
 void BM_w8a8(benchmark::State& state) {
   const int64_t M = state.range(0), K = state.range(1), N = state.range(2);

@@ -64,17 +64,17 @@ constexpr int64_t kGemvMaxM = 8;
 constexpr int64_t kGemvXBytes = 16 << 10;  // x slice per K block (all M rows): half of a 32 KiB L1
 
 struct GemvArgs {
-  const float* xp;     // [M, kp] x, each 16-chunk reordered to (k even..., k odd...), zero past K
-  int64_t kp;          // K rounded up to 16
-  const float* sx;     // [M, ng] sum of x over each group
-  const uint8_t* qw;   // [N, rb] packed weights
-  int64_t rb;          // bytes per weight row, ceil(K/2)
-  const float* scales; // [N, ng]
-  const uint8_t* zeros;// [N, ng]
+  const float* xp;      // [M, kp] x, each 16-chunk reordered to (k even..., k odd...), zero past K
+  int64_t kp;           // K rounded up to 16
+  const float* sx;      // [M, ng] sum of x over each group
+  const uint8_t* qw;    // [N, rb] packed weights
+  int64_t rb;           // bytes per weight row, ceil(K/2)
+  const float* scales;  // [N, ng]
+  const uint8_t* zeros; // [N, ng]
   int64_t ng, group, K, N;
-  const float* bias;   // [N] or null
-  float* y;            // [M, N]
-  int64_t pf;          // software prefetch distance in bytes
+  const float* bias;    // [N] or null
+  float* y;             // [M, N]
+  int64_t pf;           // software prefetch distance in bytes (the next tile's rows)
 };
 
 JOULE_AVX2 inline float hsum(__m256 v) {
@@ -84,99 +84,167 @@ JOULE_AVX2 inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// One 16-weight chunk for NR weight rows (bytes at p[j]) against MR rows of x (at x0 + i * kp).
+// Eight packed bytes (16 weights) as two float vectors: lanes k = 0, 2, ..., 14 and k = 1, 3, ..., 15.
+JOULE_AVX2 inline void unpack16(const uint8_t* p, __m256& wl, __m256& wh) {
+  const __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  wl = _mm256_cvtepi32_ps(_mm256_and_si256(b, _mm256_set1_epi32(0x0F)));
+  wh = _mm256_cvtepi32_ps(_mm256_srli_epi32(b, 4));
+}
+
+// Group [k0, k1) of a row as byte range and whole-chunk end; the last chunk of a row may be partial.
+struct GroupSpan {
+  int64_t o0, ofull, o1;  // byte offsets: start, end of whole 16-weight chunks, end
+};
+inline GroupSpan group_span(const GemvArgs& a, int64_t g) {
+  const int64_t k0 = g * a.group, k1 = std::min(a.K, k0 + a.group);
+  return {k0 / 2, (k0 + ((k1 - k0) & ~(kChunk - 1))) / 2, (k1 + 1) / 2};
+}
+
+// The same bytes of the next tile's rows: a few hundred ns ahead, enough to cover DRAM latency, which the
+// hardware prefetcher alone does not on these short (rb-byte) interleaved streams.
+template <int NR>
+JOULE_AVX2 inline void prefetch_next(const uint8_t* const (&row)[NR], int64_t pf, const GroupSpan& sp) {
+  for (int64_t off = sp.o0; off < sp.o1; off += 64)
+    for (int j = 0; j < NR; ++j) _mm_prefetch(reinterpret_cast<const char*>(row[j] + pf + off), _MM_HINT_T0);
+}
+
+// y row n: first K block writes partial + bias, later blocks add.
+inline void gemv_store(const GemvArgs& a, int64_t m, int64_t n, int64_t g0, float partial) {
+  float& out = a.y[m * a.N + n];
+  out = (g0 > 0 ? out : (a.bias ? a.bias[n] : 0.0f)) + partial;
+}
+
+// sum_{g0 <= g < g1} scale[g] * zero[g] * sx[g] for one weight row and one row of x.
+JOULE_AVX2 inline float zero_correction(const float* scale, const uint8_t* zero, const float* sx, int64_t g0,
+                                        int64_t g1) {
+  __m256 acc = _mm256_setzero_ps();
+  int64_t g = g0;
+  for (; g + 8 <= g1; g += 8) {
+    const __m256 z = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(zero + g))));
+    acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(scale + g), z), _mm256_loadu_ps(sx + g), acc);
+  }
+  float c = hsum(acc);
+  for (; g < g1; ++g) c += scale[g] * static_cast<float>(zero[g]) * sx[g];
+  return c;
+}
+
 template <int MR, int NR>
-JOULE_AVX2 inline void gemv_chunk(const uint8_t* const (&p)[NR], const float* x0, int64_t kp,
-                                  __m256 (&lo)[MR][NR], __m256 (&hi)[MR][NR]) {
-  const __m256i mask = _mm256_set1_epi32(0x0F);
+JOULE_AVX2 inline void qsum_chunk(const uint8_t* const (&p)[NR], const float* x, int64_t kp, __m256 (&lo)[MR][NR],
+                                  __m256 (&hi)[MR][NR]) {
 #pragma GCC unroll 4
   for (int j = 0; j < NR; ++j) {
-    const __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p[j])));
-    const __m256 wl = _mm256_cvtepi32_ps(_mm256_and_si256(b, mask));  // k = 0, 2, ..., 14 of the chunk
-    const __m256 wh = _mm256_cvtepi32_ps(_mm256_srli_epi32(b, 4));    // k = 1, 3, ..., 15
+    __m256 wl, wh;
+    unpack16(p[j], wl, wh);
 #pragma GCC unroll 4
     for (int i = 0; i < MR; ++i) {
-      lo[i][j] = _mm256_fmadd_ps(wl, _mm256_loadu_ps(x0 + i * kp), lo[i][j]);
-      hi[i][j] = _mm256_fmadd_ps(wh, _mm256_loadu_ps(x0 + i * kp + 8), hi[i][j]);
+      lo[i][j] = _mm256_fmadd_ps(wl, _mm256_loadu_ps(x + i * kp), lo[i][j]);
+      hi[i][j] = _mm256_fmadd_ps(wh, _mm256_loadu_ps(x + i * kp + 8), hi[i][j]);
     }
   }
 }
 
-// y[m0 .. m0+MR, n0 .. n0+NR] over groups [g0, g1): y = partial + bias for the first block (g0 == 0), y += partial
-// for later ones.
+// M = 1 or 2 (MR rows of x) against NR weight rows, groups [g0, g1). Weights stay integers: per group the
+// kernel sums q * x (lo/hi lanes in separate accumulators: 2 * MR * NR FMA chains) and then folds in the scale,
+//   y += scale * sum(q * x) - scale * zero * sum(x),
+// the second term for all groups at once (zero_correction). 7 vector instructions per 16 weights and row.
 template <int MR, int NR>
-JOULE_AVX2 void gemv_tile(const GemvArgs& a, int64_t m0, int64_t n0, int64_t g0, int64_t g1) {
+JOULE_AVX2 void gemv_tile_qsum(const GemvArgs& a, int64_t m0, int64_t n0, int64_t g0, int64_t g1) {
   __m256 tot[MR][NR];
-  float corr[MR][NR];
   for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) tot[i][j] = _mm256_setzero_ps(), corr[i][j] = 0.0f;
+    for (int j = 0; j < NR; ++j) tot[i][j] = _mm256_setzero_ps();
   const uint8_t* row[NR];
   for (int j = 0; j < NR; ++j) row[j] = a.qw + (n0 + j) * a.rb;
   const float* xm = a.xp + m0 * a.kp;
 
   for (int64_t g = g0; g < g1; ++g) {
-    const int64_t k0 = g * a.group, k1 = std::min(a.K, k0 + a.group);
-    const int64_t kfull = k0 + ((k1 - k0) & ~(kChunk - 1));
+    const GroupSpan sp = group_span(a, g);
+    prefetch_next<NR>(row, a.pf, sp);
     __m256 lo[MR][NR], hi[MR][NR];
     for (int i = 0; i < MR; ++i)
       for (int j = 0; j < NR; ++j) lo[i][j] = _mm256_setzero_ps(), hi[i][j] = _mm256_setzero_ps();
-    // The same bytes of the next tile's rows: a few hundred ns ahead, enough to cover DRAM latency, which
-    // the hardware prefetcher alone does not on these short (rb-byte) interleaved streams.
-    for (int64_t off = k0 / 2; off < (k1 + 1) / 2; off += 64)
-      for (int j = 0; j < NR; ++j) _mm_prefetch(reinterpret_cast<const char*>(row[j] + a.pf + off), _MM_HINT_T0);
-    for (int64_t o = k0 / 2; o < kfull / 2; o += kChunk / 2) {  // o: byte offset in the row, k = 2 * o
+    for (int64_t o = sp.o0; o < sp.ofull; o += kChunk / 2) {  // o: byte offset in the row, k = 2 * o
       const uint8_t* p[NR];
       for (int j = 0; j < NR; ++j) p[j] = row[j] + o;
-      gemv_chunk<MR, NR>(p, xm + 2 * o, a.kp, lo, hi);
+      qsum_chunk<MR, NR>(p, xm + 2 * o, a.kp, lo, hi);
     }
-    if (kfull < k1) {  // last, partial chunk of the row: copy its bytes so the load stays inside the buffer
+    if (sp.ofull < sp.o1) {  // partial last chunk: copy its bytes so the 8-byte load stays inside the buffer
       alignas(8) uint8_t tail[NR][8] = {};
       const uint8_t* p[NR];
-      for (int j = 0; j < NR; ++j) {
-        std::memcpy(tail[j], row[j] + kfull / 2, static_cast<size_t>(a.rb - kfull / 2));
-        p[j] = tail[j];
-      }
-      gemv_chunk<MR, NR>(p, xm + kfull, a.kp, lo, hi);
+      for (int j = 0; j < NR; ++j) std::memcpy(tail[j], row[j] + sp.ofull, size_t(sp.o1 - sp.ofull)), p[j] = tail[j];
+      qsum_chunk<MR, NR>(p, xm + 2 * sp.ofull, a.kp, lo, hi);
     }
     for (int j = 0; j < NR; ++j) {
-      const float s = a.scales[(n0 + j) * a.ng + g];
-      const float sz = s * static_cast<float>(a.zeros[(n0 + j) * a.ng + g]);
-      const __m256 sv = _mm256_set1_ps(s);
-      for (int i = 0; i < MR; ++i) {
-        tot[i][j] = _mm256_fmadd_ps(sv, _mm256_add_ps(lo[i][j], hi[i][j]), tot[i][j]);
-        corr[i][j] += sz * a.sx[(m0 + i) * a.ng + g];
-      }
+      const __m256 sv = _mm256_set1_ps(a.scales[(n0 + j) * a.ng + g]);
+      for (int i = 0; i < MR; ++i) tot[i][j] = _mm256_fmadd_ps(sv, _mm256_add_ps(lo[i][j], hi[i][j]), tot[i][j]);
     }
   }
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j) {
-      float& out = a.y[(m0 + i) * a.N + n0 + j];
-      const float base = g0 > 0 ? out : (a.bias ? a.bias[n0 + j] : 0.0f);
-      out = base + (hsum(tot[i][j]) - corr[i][j]);
+      const int64_t n = n0 + j, gr = n * a.ng;
+      const float corr = zero_correction(a.scales + gr, a.zeros + gr, a.sx + (m0 + i) * a.ng, g0, g1);
+      gemv_store(a, m0 + i, n, g0, hsum(tot[i][j]) - corr);
     }
 }
 
-// All M (<= 8) rows of x against W rows n0 .. n0+NR, in passes of at most 4 rows of x (MR * NR <= 4).
+template <int MR>
+JOULE_AVX2 inline void deq_chunk(const uint8_t* p, __m256 sv, __m256 bv, const float* x, int64_t kp, __m256 (&lo)[MR],
+                                 __m256 (&hi)[MR]) {
+  __m256 wl, wh;
+  unpack16(p, wl, wh);
+  wl = _mm256_fmadd_ps(wl, sv, bv);
+  wh = _mm256_fmadd_ps(wh, sv, bv);
+#pragma GCC unroll 4
+  for (int i = 0; i < MR; ++i) {
+    lo[i] = _mm256_fmadd_ps(wl, _mm256_loadu_ps(x + i * kp), lo[i]);
+    hi[i] = _mm256_fmadd_ps(wh, _mm256_loadu_ps(x + i * kp + 8), hi[i]);
+  }
+}
+
+// MR (<= 4) rows of x against one weight row, groups [g0, g1). Here the FMA port is the limit, so each
+// weight is dequantized in registers once (scale * q - scale * zero: one FMA per 8 weights) and reused by
+// MR rows; nothing happens at group ends except two broadcasts.
+template <int MR>
+JOULE_AVX2 void gemv_tile_deq(const GemvArgs& a, int64_t m0, int64_t n, int64_t g0, int64_t g1) {
+  __m256 lo[MR], hi[MR];
+  for (int i = 0; i < MR; ++i) lo[i] = _mm256_setzero_ps(), hi[i] = _mm256_setzero_ps();
+  const uint8_t* row[1] = {a.qw + n * a.rb};
+  const float* xm = a.xp + m0 * a.kp;
+  for (int64_t g = g0; g < g1; ++g) {
+    const GroupSpan sp = group_span(a, g);
+    prefetch_next<1>(row, a.pf, sp);
+    const float s = a.scales[n * a.ng + g];
+    const __m256 sv = _mm256_set1_ps(s), bv = _mm256_set1_ps(-s * static_cast<float>(a.zeros[n * a.ng + g]));
+    for (int64_t o = sp.o0; o < sp.ofull; o += kChunk / 2) deq_chunk<MR>(row[0] + o, sv, bv, xm + 2 * o, a.kp, lo, hi);
+    if (sp.ofull < sp.o1) {
+      alignas(8) uint8_t tail[8] = {};
+      std::memcpy(tail, row[0] + sp.ofull, size_t(sp.o1 - sp.ofull));
+      deq_chunk<MR>(tail, sv, bv, xm + 2 * sp.ofull, a.kp, lo, hi);
+    }
+  }
+  for (int i = 0; i < MR; ++i) gemv_store(a, m0 + i, n, g0, hsum(_mm256_add_ps(lo[i], hi[i])));
+}
+
+// All M (<= 8) rows of x against weight rows [n0, n0 + NR).
 template <int NR>
 JOULE_AVX2 void gemv_rows(const GemvArgs& a, int64_t M, int64_t n0, int64_t g0, int64_t g1) {
   if constexpr (NR == 4) {
-    gemv_tile<1, 4>(a, 0, n0, g0, g1);  // M == 1
+    gemv_tile_qsum<1, 4>(a, 0, n0, g0, g1);  // M == 1
   } else if constexpr (NR == 2) {
-    gemv_tile<2, 2>(a, 0, n0, g0, g1);  // M == 2
+    gemv_tile_qsum<2, 2>(a, 0, n0, g0, g1);  // M == 2
   } else {
     for (int64_t m = 0; m < M;) {
       switch (std::min<int64_t>(M - m, 4)) {
-        case 4: gemv_tile<4, 1>(a, m, n0, g0, g1); m += 4; break;
-        case 3: gemv_tile<3, 1>(a, m, n0, g0, g1); m += 3; break;
-        case 2: gemv_tile<2, 1>(a, m, n0, g0, g1); m += 2; break;
-        default: gemv_tile<1, 1>(a, m, n0, g0, g1); m += 1; break;
+        case 4: gemv_tile_deq<4>(a, m, n0, g0, g1); m += 4; break;
+        case 3: gemv_tile_deq<3>(a, m, n0, g0, g1); m += 3; break;
+        case 2: gemv_tile_deq<2>(a, m, n0, g0, g1); m += 2; break;
+        default: gemv_tile_qsum<1, 1>(a, m, n0, g0, g1); m += 1; break;
       }
     }
   }
 }
 
-// Each thread owns a fixed range of W rows (whole NR tiles). K is cut into blocks of whole groups whose
-// slice of x (all M rows) fits in L1 with room for the weights; every block sweeps the thread's rows.
+// Each thread owns a fixed range of weight rows (whole NR tiles). K is cut into blocks of whole groups whose
+// slice of x (all M rows) fits in L1 next to the weights; every block sweeps the thread's rows.
 template <int NR>
 JOULE_AVX2 void gemv_run(const GemvArgs& a, int64_t M, int64_t groups_per_block, bool parallel) {
   const int64_t tiles = (a.N + NR - 1) / NR;
@@ -200,7 +268,7 @@ JOULE_AVX2 void gemv_run(const GemvArgs& a, int64_t M, int64_t groups_per_block,
 
 void linear_w4_gemv(const float* x, int64_t M, int64_t K, const uint8_t* qweight, const float* scales,
                     const uint8_t* zeros, int64_t N, int64_t group, const float* bias, float* y, bool parallel) {
-  const int64_t ng = w4_groups(K, group), kp = (K + kChunk - 1) / kChunk * kChunk;
+  const int64_t ng = w4_groups(K, group), kp = (K + kChunk - 1) / kChunk * kChunk, rb = w4_row_bytes(K);
   std::vector<float> xp(static_cast<size_t>(M * kp), 0.0f), sx(static_cast<size_t>(M * ng), 0.0f);
   for (int64_t m = 0; m < M; ++m) {
     const float* xr = x + m * K;
@@ -210,18 +278,16 @@ void linear_w4_gemv(const float* x, int64_t M, int64_t K, const uint8_t* qweight
       sx[m * ng + k / group] += xr[k];
     }
   }
-  const int64_t rb = w4_row_bytes(K);
   const int64_t groups_per_block = std::max<int64_t>(1, kGemvXBytes / (M * group * int64_t{sizeof(float)}));
-  if (M == 1 && N >= 4) {
-    const GemvArgs a{xp.data(), kp, sx.data(), qweight, rb, scales, zeros, ng, group, K, N, bias, y, 4 * rb};
+  const int nr = (M == 1 && N >= 4) ? 4 : (M == 2 && N >= 2) ? 2 : 1;
+  const GemvArgs a{xp.data(), kp, sx.data(), qweight, rb, scales, zeros, ng, group, K, N, bias, y,
+                   std::max<int64_t>(nr * rb, 1024)};
+  if (nr == 4)
     gemv_run<4>(a, M, groups_per_block, parallel);
-  } else if (M == 2 && N >= 2) {
-    const GemvArgs a{xp.data(), kp, sx.data(), qweight, rb, scales, zeros, ng, group, K, N, bias, y, 2 * rb};
+  else if (nr == 2)
     gemv_run<2>(a, M, groups_per_block, parallel);
-  } else {
-    const GemvArgs a{xp.data(), kp, sx.data(), qweight, rb, scales, zeros, ng, group, K, N, bias, y, 4 * rb};
+  else
     gemv_run<1>(a, M, groups_per_block, parallel);
-  }
 }
 
 // ---------------------------------------------------------------------------------------------- GEMM path

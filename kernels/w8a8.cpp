@@ -21,7 +21,7 @@
 // the whole of K in 12 (8) ymm int32 accumulators: each sign-extended weight vector serves 6 rows, each x
 // vector 2 columns; the accumulators are then reduced with one hadd tree. The 6 x rows (6 * Kp * 2 bytes) sit in
 // L1 and the column tile's weights (nb * K <= ~384 KiB) in L2, streamed once per 6-row group and fetched from
-// memory once per tile. The 1-row tile (GEMV) takes 4 weight rows at a time, i.e. 4 sequential streams. Sums
+// memory once per tile. The 1-row tile (GEMV) takes 8 weight rows at a time, i.e. 8 sequential streams. Sums
 // of up to 256 columns are collected before the epilogue runs over them, 8 columns at a time. Remainders:
 // 3/2/1-row kernels, single-column kernels for odd N, a scalar K % 16 tail.
 //
@@ -74,7 +74,8 @@ bool has_avx2() {
   return ok;
 }
 
-// Grow-only, 64-byte aligned scratch, one per calling thread (the tile workers only read it).
+// Grow-only, 64-byte aligned scratch, one per calling thread: a call's OpenMP workers fill and read disjoint rows
+// of their caller's buffer, and calls made from different threads never share one.
 struct Scratch {
   std::unique_ptr<char[]> mem;
   size_t cap = 0;
@@ -115,7 +116,10 @@ JOULE_AVX2 inline __m256i round_away_epi32(__m256 v) {
   return _mm256_max_epi32(q, _mm256_set1_epi32(-kW8Max));
 }
 
-JOULE_AVX2 void quantize_row_avx2(const float* x, int64_t n, int8_t* q, float* scale) {
+// Quantizes one row of n floats: *scale, and q[0, n) as int8 (the public layout) or as int16 zero-padded to
+// q[n, pad) (the GEMM's widened layout, so linear_w8a8 skips the int8 round trip). Same values either way.
+template <class T>
+JOULE_AVX2 void quantize_row_avx2(const float* x, int64_t n, T* q, int64_t pad, float* scale) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
   __m256 m0 = _mm256_setzero_ps(), m1 = m0, m2 = m0, m3 = m0;
   int64_t c = 0;
@@ -132,18 +136,25 @@ JOULE_AVX2 void quantize_row_avx2(const float* x, int64_t n, int8_t* q, float* s
   *scale = scale_of(amax);
   const float inv = inv_scale_of(amax);
   const __m256 vinv = _mm256_set1_ps(inv);
-  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   c = 0;
   for (; c + 32 <= n; c += 32) {
     __m256i q0 = round_away_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + c), vinv));
     __m256i q1 = round_away_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + c + 8), vinv));
     __m256i q2 = round_away_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + c + 16), vinv));
     __m256i q3 = round_away_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + c + 24), vinv));
-    // packs work per 128-bit lane: bytes come out as 4-int groups [q0 q1 q2 q3 | q0' q1' q2' q3']; reorder.
-    __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(q0, q1), _mm256_packs_epi32(q2, q3));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + c), _mm256_permutevar8x32_epi32(b, order));
+    // packs work per 128-bit lane: [q0 q1 | q0' q1'] (int16, 4-value groups), then bytes [q0 q1 q2 q3 | ...].
+    __m256i h01 = _mm256_packs_epi32(q0, q1), h23 = _mm256_packs_epi32(q2, q3);
+    if constexpr (sizeof(T) == 1) {
+      __m256i b = _mm256_packs_epi16(h01, h23);
+      b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + c), b);
+    } else {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + c), _mm256_permute4x64_epi64(h01, 0xd8));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + c + 16), _mm256_permute4x64_epi64(h23, 0xd8));
+    }
   }
   for (; c < n; ++c) q[c] = quantize_one(x[c] * inv);
+  for (; c < pad; ++c) q[c] = 0;
 }
 
 // ---- GEMM, AVX2 ----------------------------------------------------------------------------------------------
@@ -180,7 +191,7 @@ JOULE_AVX2 inline __m256i madd_w(__m256i x, const int8_t* w) {
 //   x    int16 [MR, xs]   widened activations, zero-padded to xs = Kp (a multiple of 16), 32-byte aligned rows
 //   w    int8  [NR, K]    NR consecutive weight rows (output channels), read in place
 //   out  int32 [MR, ldo]
-// Generic version for the remainder tiles (M % 4 rows, odd N); the hot shapes have explicit kernels below.
+// Generic version for the remainder tiles (M % 6 rows, odd N); the hot shapes have explicit kernels below.
 template <int MR, int NR>
 JOULE_AVX2 inline void tile_s32(const int16_t* x, int64_t xs, const int8_t* w, int64_t K, int32_t* out, int64_t ldo) {
   __m256i acc[MR * NR];
@@ -207,12 +218,13 @@ JOULE_AVX2 inline void tile_s32(const int16_t* x, int64_t xs, const int8_t* w, i
 }
 
 // The main tiles, 6 x 2 and 4 x 2 (rows x weight columns): each sign-extended weight vector serves 6 (4) rows,
-// each x vector (a memory operand, from L1) 2 columns. Per 16 k and 6 rows: 2 vpmovsxbw, 12 vpmaddwd, 12 vpaddd
-// in ~8 cycles on Zen 4, whose measured limit is ~1.6 vpmaddwd + vpaddd pairs per cycle; 6 x 2 uses 12 of the
-// 16 ymm registers for accumulators and runs ~10% faster than 4 x 2. Not inlined: inlined into the tile
-// loops, GCC spills accumulators.
+// each x vector (one load from L1) 2 columns. Per 16 k and 6 rows: 2 vpmovsxbw, 6 loads, 12 vpmaddwd, 12 vpaddd
+// in ~8 cycles on Zen 4, whose measured limit is ~1.6 vpmaddwd + vpaddd pairs per cycle; 6 x 2 takes 12 of the
+// 16 ymm registers for accumulators (+2 weights, x, a product) and runs ~10% faster than 4 x 2. Not inlined:
+// inlined into the tile loops, GCC spills accumulators.
 #define JOULE_ROW2(r, A, B)                                                       \
   xv = _mm256_load_si256(reinterpret_cast<const __m256i*>(x + (r) * xs + k)); \
+  JOULE_PIN(xv); /* one load per row, not one memory operand per vpmaddwd */  \
   A = _mm256_add_epi32(A, _mm256_madd_epi16(xv, v0));                         \
   B = _mm256_add_epi32(B, _mm256_madd_epi16(xv, v1));
 
@@ -264,42 +276,35 @@ JOULE_AVX2 __attribute__((noinline)) void tile_s32<4, 2>(const int16_t* x, int64
 }
 #undef JOULE_ROW2
 
-// GEMV tile: one x row, 4 weight rows (4 DRAM streams), k unrolled by 2 for more loads in flight.
+// GEMV tile: one x row (in L1), 8 weight rows streamed from memory side by side. 8 streams keep more DRAM
+// requests in flight than 4 (with 2 threads ~29 GB/s, about the machine's read bandwidth, against ~26 GB/s
+// for 4 rows); software prefetch only slowed it down.
 template <>
-JOULE_AVX2 __attribute__((noinline)) void tile_s32<1, 4>(const int16_t* x, int64_t xs, const int8_t* w, int64_t K,
+JOULE_AVX2 __attribute__((noinline)) void tile_s32<1, 8>(const int16_t* x, int64_t xs, const int8_t* w, int64_t K,
                                                          int32_t* out, int64_t ldo) {
-  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-  const int8_t *w0 = w, *w1 = w + K, *w2 = w + 2 * K, *w3 = w + 3 * K;
-  const int64_t K16 = K & ~int64_t(15), K32 = K & ~int64_t(31);
-  int64_t k = 0;
-  for (; k < K32; k += 32) {
-    __m256i xv = _mm256_load_si256(reinterpret_cast<const __m256i*>(x + k));
-    __m256i xu = _mm256_load_si256(reinterpret_cast<const __m256i*>(x + k + 16));
-    a0 = _mm256_add_epi32(a0, madd_w(xv, w0 + k));
-    a1 = _mm256_add_epi32(a1, madd_w(xv, w1 + k));
-    a2 = _mm256_add_epi32(a2, madd_w(xv, w2 + k));
-    a3 = _mm256_add_epi32(a3, madd_w(xv, w3 + k));
-    b0 = _mm256_add_epi32(b0, madd_w(xu, w0 + k + 16));
-    b1 = _mm256_add_epi32(b1, madd_w(xu, w1 + k + 16));
-    b2 = _mm256_add_epi32(b2, madd_w(xu, w2 + k + 16));
-    b3 = _mm256_add_epi32(b3, madd_w(xu, w3 + k + 16));
+  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+  const int64_t K16 = K & ~int64_t(15);
+  for (int64_t k = 0; k < K16; k += 16) {
+    const __m256i xv = _mm256_load_si256(reinterpret_cast<const __m256i*>(x + k));
+    a0 = _mm256_add_epi32(a0, madd_w(xv, w + k));
+    a1 = _mm256_add_epi32(a1, madd_w(xv, w + K + k));
+    a2 = _mm256_add_epi32(a2, madd_w(xv, w + 2 * K + k));
+    a3 = _mm256_add_epi32(a3, madd_w(xv, w + 3 * K + k));
+    a4 = _mm256_add_epi32(a4, madd_w(xv, w + 4 * K + k));
+    a5 = _mm256_add_epi32(a5, madd_w(xv, w + 5 * K + k));
+    a6 = _mm256_add_epi32(a6, madd_w(xv, w + 6 * K + k));
+    a7 = _mm256_add_epi32(a7, madd_w(xv, w + 7 * K + k));
     JOULE_PIN(a0); JOULE_PIN(a1); JOULE_PIN(a2); JOULE_PIN(a3);
-    JOULE_PIN(b0); JOULE_PIN(b1); JOULE_PIN(b2); JOULE_PIN(b3);
+    JOULE_PIN(a4); JOULE_PIN(a5); JOULE_PIN(a6); JOULE_PIN(a7);
   }
-  if (k < K16) {
-    __m256i xv = _mm256_load_si256(reinterpret_cast<const __m256i*>(x + k));
-    a0 = _mm256_add_epi32(a0, madd_w(xv, w0 + k));
-    a1 = _mm256_add_epi32(a1, madd_w(xv, w1 + k));
-    a2 = _mm256_add_epi32(a2, madd_w(xv, w2 + k));
-    a3 = _mm256_add_epi32(a3, madd_w(xv, w3 + k));
+  const __m256i acc[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
+  __m256i s = hsum8_epi32(acc);
+  if (K16 < K) {
+    alignas(32) int32_t t[8];
+    for (int j = 0; j < 8; ++j) t[j] = dot_tail(x, w + j * K, K16, K);
+    s = _mm256_add_epi32(s, _mm256_load_si256(reinterpret_cast<const __m256i*>(t)));
   }
-  const __m256i acc[4] = {_mm256_add_epi32(a0, b0), _mm256_add_epi32(a1, b1), _mm256_add_epi32(a2, b2),
-                          _mm256_add_epi32(a3, b3)};
-  __m128i s = hsum4_epi32(acc);
-  if (K16 < K)
-    s = _mm_add_epi32(s, _mm_setr_epi32(dot_tail(x, w0, K16, K), dot_tail(x, w1, K16, K), dot_tail(x, w2, K16, K),
-                                        dot_tail(x, w3, K16, K)));
-  _mm_storeu_si128(reinterpret_cast<__m128i*>(out), s);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), s);
 }
 
 // Where the results go, one row segment at a time: floats through the epilogue, or the raw int32 sums (test path).
@@ -359,7 +364,7 @@ JOULE_AVX2 void gemm_tile_avx2(const int16_t* xw, int64_t Kp, const int8_t* qw, 
   switch (m1 - m) {
     case 3: rows_block<3, 2>(xw, Kp, qw, K, N, m, n0, n1, out); break;
     case 2: rows_block<2, 4>(xw, Kp, qw, K, N, m, n0, n1, out); break;
-    case 1: rows_block<1, 4>(xw, Kp, qw, K, N, m, n0, n1, out); break;
+    case 1: rows_block<1, 8>(xw, Kp, qw, K, N, m, n0, n1, out); break;
     default: break;
   }
 }
@@ -373,39 +378,52 @@ JOULE_AVX2 void widen_row_avx2(const int8_t* q, int64_t K, int64_t Kp, int16_t* 
   for (; k < Kp; ++k) out[k] = 0;
 }
 
-template <class Out>
-void gemm_avx2(const int8_t* qx, int64_t M, int64_t K, const int8_t* qw, int64_t N, const Out& out) {
-  static thread_local Scratch scratch;
-  const int64_t Kp = (K + 15) & ~int64_t(15);
-  auto* xw = static_cast<int16_t*>(scratch.get(size_t(M) * size_t(Kp) * sizeof(int16_t)));
-  const bool par = M * N * K >= kParallelMinWork && omp_get_max_threads() > 1 && !omp_in_parallel();
-  const int threads = par ? omp_get_max_threads() : 1;
+// The work split of one GEMM: m_tiles x n_tiles tiles of mb rows x nb columns.
+struct Plan {
+  int64_t mb, nb, m_tiles, n_tiles;
+  bool parallel;
+};
 
-#pragma omp parallel for schedule(static) if (par && M * K >= kParallelMinWork / 8)
-  for (int64_t m = 0; m < M; ++m) widen_row_avx2(qx + m * K, K, Kp, xw + m * Kp);
-
+Plan plan(int64_t M, int64_t K, int64_t N) {
+  Plan p{};
+  p.parallel = M * N * K >= kParallelMinWork && omp_get_max_threads() > 1 && !omp_in_parallel();
+  const int64_t threads = p.parallel ? omp_get_max_threads() : 1;
   // Column tiles: the weights of one tile (nb * K bytes) stay in L2 while every 6-row group streams them; a
   // multiple of the thread count, so that equal tiles share out evenly. Row tiles only when there are too few
   // column tiles for the threads (small N, larger M).
   constexpr int64_t kL2Weights = 384 << 10;
   int64_t n_tiles = (N * K + kL2Weights - 1) / kL2Weights;
   n_tiles = (n_tiles + threads - 1) / threads * threads;
-  n_tiles = std::min(n_tiles, (N + 1) / 2);
-  n_tiles = std::max<int64_t>(n_tiles, 1);
-  int64_t nb = (N + n_tiles - 1) / n_tiles;
-  nb += nb & 1;  // even, so column pairs stay whole
-  n_tiles = (N + nb - 1) / nb;
-  int64_t m_tiles = 1;
-  if (n_tiles < threads) m_tiles = std::min<int64_t>((threads + n_tiles - 1) / n_tiles, (M + 5) / 6);
-  int64_t mb = (M + m_tiles - 1) / m_tiles;
-  mb = (mb + 5) / 6 * 6;  // whole 6-row groups
-  m_tiles = (M + mb - 1) / mb;
+  n_tiles = std::max<int64_t>(std::min(n_tiles, (N + 7) / 8), 1);
+  p.nb = (N + n_tiles - 1) / n_tiles;
+  p.nb = (p.nb + 7) & ~int64_t(7);  // whole 8-column groups (GEMV kernel) and column pairs
+  p.n_tiles = (N + p.nb - 1) / p.nb;
+  p.m_tiles = 1;
+  if (p.n_tiles < threads) p.m_tiles = std::min((threads + p.n_tiles - 1) / p.n_tiles, (M + 5) / 6);
+  p.mb = (M + p.m_tiles - 1) / p.m_tiles;
+  p.mb = (p.mb + 5) / 6 * 6;  // whole 6-row groups
+  p.m_tiles = (M + p.mb - 1) / p.mb;
+  return p;
+}
 
-#pragma omp parallel for collapse(2) schedule(static) if (par)
-  for (int64_t mt = 0; mt < m_tiles; ++mt)
-    for (int64_t nt = 0; nt < n_tiles; ++nt)
-      gemm_tile_avx2(xw, Kp, qw, K, N, mt * mb, std::min(M, (mt + 1) * mb), nt * nb, std::min(N, (nt + 1) * nb),
-                     out);
+// One parallel region: prepare every widened x row (prep(m, xw + m * Kp): widen qx, or quantize x), then the tiles.
+thread_local Scratch xw_scratch, xs_scratch;  // widened x rows; linear_w8a8's per-token scales
+
+template <class Prep, class Out>
+void run_avx2(int64_t M, int64_t K, const int8_t* qw, int64_t N, const Prep& prep, const Out& out) {
+  const int64_t Kp = (K + 15) & ~int64_t(15);
+  auto* xw = static_cast<int16_t*>(xw_scratch.get(size_t(M) * size_t(Kp) * sizeof(int16_t)));
+  const Plan p = plan(M, K, N);
+#pragma omp parallel if (p.parallel)
+  {
+#pragma omp for schedule(static)
+    for (int64_t m = 0; m < M; ++m) prep(m, xw + m * Kp);
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t mt = 0; mt < p.m_tiles; ++mt)
+      for (int64_t nt = 0; nt < p.n_tiles; ++nt)
+        gemm_tile_avx2(xw, Kp, qw, K, N, mt * p.mb, std::min(M, (mt + 1) * p.mb), nt * p.nb,
+                       std::min(N, (nt + 1) * p.nb), out);
+  }
 }
 
 }  // namespace
@@ -425,9 +443,9 @@ void quantize_rows_s8_ref(const float* x, int64_t rows, int64_t cols, int8_t* q,
 
 void quantize_rows_s8(const float* x, int64_t rows, int64_t cols, int8_t* q, float* scales) {
   if (!has_avx2()) return quantize_rows_s8_ref(x, rows, cols, q, scales);
-  const bool par = rows > 1 && rows * cols >= kParallelMinWork && !omp_in_parallel();
+  const bool par = rows > 1 && rows * cols >= kParallelMinWork / 8 && !omp_in_parallel();
 #pragma omp parallel for schedule(static) if (par)
-  for (int64_t r = 0; r < rows; ++r) quantize_row_avx2(x + r * cols, cols, q + r * cols, scales + r);
+  for (int64_t r = 0; r < rows; ++r) quantize_row_avx2(x + r * cols, cols, q + r * cols, cols, scales + r);
 }
 
 void gemm_s8s8_ref(const int8_t* qx, const float* x_scale, int64_t M, int64_t K, const int8_t* qw, const float* w_scale,
@@ -444,7 +462,9 @@ void gemm_s8s8(const int8_t* qx, const float* x_scale, int64_t M, int64_t K, con
                int64_t N, const float* bias, float* y) {
   if (M <= 0 || N <= 0) return;
   if (!has_avx2() || K > kW8A8MaxK) return gemm_s8s8_ref(qx, x_scale, M, K, qw, w_scale, N, bias, y);
-  gemm_avx2(qx, M, K, qw, N, FloatOut{x_scale, w_scale, bias, y});
+  const int64_t Kp = (K + 15) & ~int64_t(15);
+  run_avx2(M, K, qw, N, [=](int64_t m, int16_t* xw) { widen_row_avx2(qx + m * K, K, Kp, xw); },
+           FloatOut{x_scale, w_scale, bias, y});
 }
 
 void linear_w8a8_ref(const float* x, int64_t M, int64_t K, const int8_t* qw, const float* w_scale, int64_t N,
@@ -455,16 +475,16 @@ void linear_w8a8_ref(const float* x, int64_t M, int64_t K, const int8_t* qw, con
   gemm_s8s8_ref(qx.data(), xs.data(), M, K, qw, w_scale, N, bias, y);
 }
 
+// Fused: each x row is quantized straight into the GEMM's int16 layout (the same q values quantize_rows_s8 gives),
+// in the same parallel region as the tiles.
 void linear_w8a8(const float* x, int64_t M, int64_t K, const int8_t* qw, const float* w_scale, int64_t N,
                  const float* bias, float* y) {
   if (M <= 0 || N <= 0) return;
-  static thread_local Scratch scratch;
-  const size_t qbytes = (size_t(M) * size_t(K) + 63) & ~size_t(63);
-  auto* buf = static_cast<char*>(scratch.get(qbytes + size_t(M) * sizeof(float)));
-  auto* qx = reinterpret_cast<int8_t*>(buf);
-  auto* xs = reinterpret_cast<float*>(buf + qbytes);
-  quantize_rows_s8(x, M, K, qx, xs);
-  gemm_s8s8(qx, xs, M, K, qw, w_scale, N, bias, y);
+  if (!has_avx2() || K > kW8A8MaxK) return linear_w8a8_ref(x, M, K, qw, w_scale, N, bias, y);
+  auto* xs = static_cast<float*>(xs_scratch.get(size_t(M) * sizeof(float)));
+  const int64_t Kp = (K + 15) & ~int64_t(15);
+  run_avx2(M, K, qw, N, [=](int64_t m, int16_t* xw) { quantize_row_avx2(x + m * K, K, xw, Kp, xs + m); },
+           FloatOut{xs, w_scale, bias, y});
 }
 
 namespace detail {
@@ -479,7 +499,8 @@ void gemm_s8s8_s32(const int8_t* qx, int64_t M, int64_t K, const int8_t* qw, int
       }
     return;
   }
-  gemm_avx2(qx, M, K, qw, N, S32Out{acc});
+  const int64_t Kp = (K + 15) & ~int64_t(15);
+  run_avx2(M, K, qw, N, [=](int64_t m, int16_t* xw) { widen_row_avx2(qx + m * K, K, Kp, xw); }, S32Out{acc});
 }
 }  // namespace detail
 

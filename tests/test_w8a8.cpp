@@ -219,6 +219,29 @@ TEST(W8A8, GemmMatchesReferenceBitExact) {
   }
 }
 
+TEST(W8A8, LinearMatchesReferenceBitExact) {
+  // linear_w8a8 quantizes straight into the GEMM's int16 layout: same q, same scales, same outputs as the reference.
+  ThreadsGuard guard;
+  std::mt19937 rng(7);
+  for (int t : kThreads) {
+    omp_set_num_threads(t);
+    for (int64_t M : kMs)
+      for (int64_t K : kKs)
+        for (int64_t N : {int64_t(1), int64_t(7), int64_t(129)}) {
+          auto x = random_x(rng, M, K, M > 2 ? 2 : -1);
+          auto qw = random_q(rng, N, K, N > 2 ? 1 : -1);
+          auto ws = random_f(rng, size_t(N), 1e-3f, 1.0f), bias = random_f(rng, size_t(N), -2.0f, 2.0f);
+          for (const float* b : {static_cast<const float*>(nullptr), static_cast<const float*>(bias.data())}) {
+            std::vector<float> y(size_t(M * N), NAN), yr(size_t(M * N), NAN);
+            k::linear_w8a8(x.data(), M, K, qw.data(), ws.data(), N, b, y.data());
+            k::linear_w8a8_ref(x.data(), M, K, qw.data(), ws.data(), N, b, yr.data());
+            ASSERT_TRUE(same_bits(y, yr))
+                << "M=" << M << " K=" << K << " N=" << N << " bias=" << (b != nullptr) << " threads=" << t;
+          }
+        }
+  }
+}
+
 TEST(W8A8, GemmLargeShapesUseSeveralTiles) {
   // Shapes past the L2 column tile (N * K > 384 KiB) and the MiniLM/GEMV shapes, fast vs reference.
   ThreadsGuard guard;
