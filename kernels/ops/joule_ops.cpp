@@ -40,6 +40,8 @@ at::Tensor linear_w8a8_cpu(const at::Tensor& x, const at::Tensor& qweight, const
   TORCH_CHECK(qweight.scalar_type() == at::kChar && qweight.dim() == 2 && qweight.is_contiguous(),
               "linear_w8a8: qweight must be contiguous int8 [N, K], got ", qweight.scalar_type(), " ", qweight.sizes());
   int64_t N = qweight.size(0), K = qweight.size(1);
+  TORCH_CHECK(K <= kernels::kW8A8MaxK, "linear_w8a8: K=", K, " exceeds ", kernels::kW8A8MaxK,
+              " (int32 accumulation could overflow)");
   TORCH_CHECK(w_scale.scalar_type() == at::kFloat && w_scale.numel() == N && w_scale.is_contiguous(),
               "linear_w8a8: w_scale must be contiguous float32 [", N, "], got ", w_scale.scalar_type(), " ", w_scale.sizes());
   at::Tensor x2 = rows_of(x, K, "linear_w8a8");
