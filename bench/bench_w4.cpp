@@ -30,7 +30,8 @@ void set_threads() {
 void counters(benchmark::State& state, int64_t m, int64_t k, int64_t n, int64_t weight_bytes, int64_t sets) {
   state.counters["GFLOP/s"] =
       benchmark::Counter(2e-9 * double(m * k * n), benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["weight_GB/s"] = benchmark::Counter(1e-9 * double(weight_bytes), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["weight_GB/s"] =
+      benchmark::Counter(1e-9 * double(weight_bytes), benchmark::Counter::kIsIterationInvariantRate);
   state.counters["weight_MiB"] = double(weight_bytes) / (1 << 20);
   state.counters["sets"] = double(sets);
 }
@@ -81,6 +82,7 @@ void BM_LinearFp32(benchmark::State& state) {
     benchmark::DoNotOptimize(y.data_ptr<float>());
   }
   counters(state, m, k, n, n * k * 4, int64_t(w.size()));
+  state.counters["threads"] = at::get_num_threads();
 }
 
 void BM_LinearW4(benchmark::State& state) {
@@ -98,9 +100,11 @@ void BM_LinearW4(benchmark::State& state) {
     benchmark::ClobberMemory();
   }
   counters(state, m, k, n, w.bytes, int64_t(w.sets.size()));
+  state.counters["threads"] = omp_get_max_threads();
 }
 
-// {m, k, n}: GEMV (decode) on a 4096 x 4096 layer, then MiniLM's FFN shapes at 128 tokens.
+// {m, k, n}: GEMV (decode) on a 4096 x 4096 layer (M = 4 is the largest M on the GEMV kernel, M = 8 runs on the
+// panel GEMM), then MiniLM's FFN shapes at 128 tokens.
 const std::vector<std::vector<int64_t>> kShapes = {
     {1, 4096, 4096}, {4, 4096, 4096}, {8, 4096, 4096}, {128, 384, 1536}, {128, 1536, 384}};
 

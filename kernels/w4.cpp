@@ -3,24 +3,27 @@
 //
 // Two AVX2+FMA kernels, both threaded over N with OpenMP, neither ever materialising the float weights:
 //
-// GEMV (M <= 8, G >= 16), memory-bound: the packed weights (0.54 bytes/weight) are streamed once. Eight
-//   bytes (16 weights) are zero-extended to eight 32-bit lanes with one vpmovzxbd load; `& 15` gives the even-k
-//   weights and `>> 4` the odd-k ones, each converted to float. x is reordered once per call so that each
-//   16-wide chunk lists its even k then its odd k, so both halves meet x with plain vector loads. Per group the
-//   kernel sums q * x only, and applies the affine part once per group:
+// GEMV (M <= 4, G >= 16), memory-bound: the packed weights (0.54 bytes/weight at G = 128) are streamed once.
+//   Eight bytes (16 weights) are zero-extended to eight 32-bit lanes by one vpmovzxbd load; `& 15` gives the
+//   even-k weights and `>> 4` the odd-k ones, each converted to float: 7 vector instructions per 16 weights.
+//   x is reordered once per call so that each 16-wide chunk lists its even k, then its odd k, which the two
+//   halves meet with plain vector loads. The weights stay integers inside a group; the affine part is applied
+//   once per group,
 //       sum_k scale * (q_k - z) * x_k = scale * (sum_k q_k * x_k) - scale * z * (sum_k x_k),
-//   with sum_k x_k per (row of x, group) precomputed once per call. A tile of MR rows of x by NR rows of W
-//   (MR * NR = 4 for M <= 4; two passes for M <= 8) keeps 2 * MR * NR independent FMA chains in flight; the
-//   second pass re-reads the W rows from L1, so DRAM still sees each weight byte once.
+//   with sum_k x_k per (row of x, group) computed once per call and the z term summed after the main loop.
+//   Tiles: 1 x 4 weight rows for M = 1, 2 x 2 for M = 2, M x 1 for M = 3, 4 (8 to 16 FMA chains). K is cut into
+//   blocks whose slice of x stays in L1; the next tile's bytes are software-prefetched (the hardware prefetcher
+//   does not ramp up on these short interleaved row streams: +50% bandwidth measured).
 //
-// GEMM (M > 8, or G < 16): BLIS-style. Each task dequantizes a panel of 16 W rows x 256 k into an L1 buffer
-//   laid out [k][16] (8x8 register transposes; exactly scale * float(q - z), as dequantize_w4) and runs a 6x16
-//   broadcast-FMA micro-kernel (12 accumulators) over all its rows of x, accumulating into a small
-//   [rows][16] buffer across k blocks; bias and the copy to y come last. Dequantization costs about one
-//   instruction per weight per task, amortized over the M rows that reuse the panel.
+// GEMM (M > 4, or G < 16): BLIS-style. Each task dequantizes a panel of 16 weight rows x 256 k into an L1
+//   buffer laid out [k][16] (8 rows at a time, transposed as bytes before conversion; w = q * scale - zero *
+//   scale, one FMA per 8 weights) and runs a 6x16 broadcast-FMA micro-kernel (12 accumulators) over all its
+//   rows of x, accumulating into a [rows][16] buffer across k blocks; bias and the copy to y come last.
+//   Dequantization costs under one instruction per weight per task, shared by the M rows that reuse it.
 //
-// The scalar reference dequantizes one row at a time and sums in k order; it is also the fallback on CPUs
-// without AVX2/FMA. Quantization and dequantization are scalar: they run once per model, not per inference.
+// Both differ from the reference by summation order and by the per-group factoring (relative ~1e-6 of
+// sum_k |x * w|). The scalar reference dequantizes one row at a time and sums in k order; it is also the
+// fallback on CPUs without AVX2/FMA. Quantization and dequantization are scalar: they run once per model.
 #include "kernels/w4.h"
 
 #include <immintrin.h>
@@ -28,7 +31,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>  // TEMP
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -60,7 +62,7 @@ void fill_bias(int64_t M, int64_t N, const float* bias, float* y) {
 
 // ---------------------------------------------------------------------------------------------- GEMV path
 constexpr int64_t kChunk = 16;  // weights per 8 packed bytes = one vpmovzxbd load
-constexpr int64_t kGemvMaxM = 8;
+constexpr int64_t kGemvMaxM = 4;  // measured: from M = 5 the panel GEMM is faster (K = N = 4096)
 constexpr int64_t kGemvXBytes = 16 << 10;  // x slice per K block (all M rows): half of a 32 KiB L1
 
 struct GemvArgs {
@@ -104,7 +106,7 @@ inline GroupSpan group_span(const GemvArgs& a, int64_t g) {
 // hardware prefetcher alone does not on these short (rb-byte) interleaved streams.
 template <int NR>
 JOULE_AVX2 inline void prefetch_next(const uint8_t* const (&row)[NR], int64_t pf, const GroupSpan& sp) {
-  for (int64_t off = sp.o0; off < sp.o1; off += 64)
+  for (int64_t off = (sp.o0 + 63) & ~int64_t{63}; off < sp.o1; off += 64)  // each 64-byte step of the row once
     for (int j = 0; j < NR; ++j) _mm_prefetch(reinterpret_cast<const char*>(row[j] + pf + off), _MM_HINT_T0);
 }
 
@@ -120,7 +122,8 @@ JOULE_AVX2 inline float zero_correction(const float* scale, const uint8_t* zero,
   __m256 acc = _mm256_setzero_ps();
   int64_t g = g0;
   for (; g + 8 <= g1; g += 8) {
-    const __m256 z = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(zero + g))));
+    const __m128i z8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(zero + g));
+    const __m256 z = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(z8));
     acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(scale + g), z), _mm256_loadu_ps(sx + g), acc);
   }
   float c = hsum(acc);
@@ -143,10 +146,10 @@ JOULE_AVX2 inline void qsum_chunk(const uint8_t* const (&p)[NR], const float* x,
   }
 }
 
-// M = 1 or 2 (MR rows of x) against NR weight rows, groups [g0, g1). Weights stay integers: per group the
-// kernel sums q * x (lo/hi lanes in separate accumulators: 2 * MR * NR FMA chains) and then folds in the scale,
+// MR rows of x against NR weight rows, groups [g0, g1). Weights stay integers: per group the kernel sums q * x
+// (lo/hi lanes in separate accumulators: 2 * MR * NR FMA chains) and then folds in the scale,
 //   y += scale * sum(q * x) - scale * zero * sum(x),
-// the second term for all groups at once (zero_correction). 7 vector instructions per 16 weights and row.
+// the second term for all groups at once, after the loop (zero_correction).
 template <int MR, int NR>
 JOULE_AVX2 void gemv_tile_qsum(const GemvArgs& a, int64_t m0, int64_t n0, int64_t g0, int64_t g1) {
   __m256 tot[MR][NR];
@@ -162,6 +165,7 @@ JOULE_AVX2 void gemv_tile_qsum(const GemvArgs& a, int64_t m0, int64_t n0, int64_
     __m256 lo[MR][NR], hi[MR][NR];
     for (int i = 0; i < MR; ++i)
       for (int j = 0; j < NR; ++j) lo[i][j] = _mm256_setzero_ps(), hi[i][j] = _mm256_setzero_ps();
+#pragma GCC unroll 2
     for (int64_t o = sp.o0; o < sp.ofull; o += kChunk / 2) {  // o: byte offset in the row, k = 2 * o
       const uint8_t* p[NR];
       for (int j = 0; j < NR; ++j) p[j] = row[j] + o;
@@ -186,45 +190,7 @@ JOULE_AVX2 void gemv_tile_qsum(const GemvArgs& a, int64_t m0, int64_t n0, int64_
     }
 }
 
-template <int MR>
-JOULE_AVX2 inline void deq_chunk(const uint8_t* p, __m256 sv, __m256 bv, const float* x, int64_t kp, __m256 (&lo)[MR],
-                                 __m256 (&hi)[MR]) {
-  __m256 wl, wh;
-  unpack16(p, wl, wh);
-  wl = _mm256_fmadd_ps(wl, sv, bv);
-  wh = _mm256_fmadd_ps(wh, sv, bv);
-#pragma GCC unroll 4
-  for (int i = 0; i < MR; ++i) {
-    lo[i] = _mm256_fmadd_ps(wl, _mm256_loadu_ps(x + i * kp), lo[i]);
-    hi[i] = _mm256_fmadd_ps(wh, _mm256_loadu_ps(x + i * kp + 8), hi[i]);
-  }
-}
-
-// MR (<= 4) rows of x against one weight row, groups [g0, g1). Here the FMA port is the limit, so each
-// weight is dequantized in registers once (scale * q - scale * zero: one FMA per 8 weights) and reused by
-// MR rows; nothing happens at group ends except two broadcasts.
-template <int MR>
-JOULE_AVX2 void gemv_tile_deq(const GemvArgs& a, int64_t m0, int64_t n, int64_t g0, int64_t g1) {
-  __m256 lo[MR], hi[MR];
-  for (int i = 0; i < MR; ++i) lo[i] = _mm256_setzero_ps(), hi[i] = _mm256_setzero_ps();
-  const uint8_t* row[1] = {a.qw + n * a.rb};
-  const float* xm = a.xp + m0 * a.kp;
-  for (int64_t g = g0; g < g1; ++g) {
-    const GroupSpan sp = group_span(a, g);
-    prefetch_next<1>(row, a.pf, sp);
-    const float s = a.scales[n * a.ng + g];
-    const __m256 sv = _mm256_set1_ps(s), bv = _mm256_set1_ps(-s * static_cast<float>(a.zeros[n * a.ng + g]));
-    for (int64_t o = sp.o0; o < sp.ofull; o += kChunk / 2) deq_chunk<MR>(row[0] + o, sv, bv, xm + 2 * o, a.kp, lo, hi);
-    if (sp.ofull < sp.o1) {
-      alignas(8) uint8_t tail[8] = {};
-      std::memcpy(tail, row[0] + sp.ofull, size_t(sp.o1 - sp.ofull));
-      deq_chunk<MR>(tail, sv, bv, xm + 2 * sp.ofull, a.kp, lo, hi);
-    }
-  }
-  for (int i = 0; i < MR; ++i) gemv_store(a, m0 + i, n, g0, hsum(_mm256_add_ps(lo[i], hi[i])));
-}
-
-// All M (<= 8) rows of x against weight rows [n0, n0 + NR).
+// All M (<= 4) rows of x against weight rows [n0, n0 + NR).
 template <int NR>
 JOULE_AVX2 void gemv_rows(const GemvArgs& a, int64_t M, int64_t n0, int64_t g0, int64_t g1) {
   if constexpr (NR == 4) {
@@ -232,11 +198,11 @@ JOULE_AVX2 void gemv_rows(const GemvArgs& a, int64_t M, int64_t n0, int64_t g0, 
   } else if constexpr (NR == 2) {
     gemv_tile_qsum<2, 2>(a, 0, n0, g0, g1);  // M == 2
   } else {
-    for (int64_t m = 0; m < M;) {
+    for (int64_t m = 0; m < M;) {  // one pass for M <= 4
       switch (std::min<int64_t>(M - m, 4)) {
-        case 4: gemv_tile_deq<4>(a, m, n0, g0, g1); m += 4; break;
-        case 3: gemv_tile_deq<3>(a, m, n0, g0, g1); m += 3; break;
-        case 2: gemv_tile_deq<2>(a, m, n0, g0, g1); m += 2; break;
+        case 4: gemv_tile_qsum<4, 1>(a, m, n0, g0, g1); m += 4; break;
+        case 3: gemv_tile_qsum<3, 1>(a, m, n0, g0, g1); m += 3; break;
+        case 2: gemv_tile_qsum<2, 1>(a, m, n0, g0, g1); m += 2; break;
         default: gemv_tile_qsum<1, 1>(a, m, n0, g0, g1); m += 1; break;
       }
     }
@@ -272,10 +238,13 @@ void linear_w4_gemv(const float* x, int64_t M, int64_t K, const uint8_t* qweight
   std::vector<float> xp(static_cast<size_t>(M * kp), 0.0f), sx(static_cast<size_t>(M * ng), 0.0f);
   for (int64_t m = 0; m < M; ++m) {
     const float* xr = x + m * K;
-    for (int64_t k = 0; k < K; ++k) {
-      const int64_t c = k & ~(kChunk - 1), j = k - c;
-      xp[m * kp + c + (j >> 1) + (j & 1) * 8] = xr[k];
-      sx[m * ng + k / group] += xr[k];
+    float* xpr = xp.data() + m * kp;
+    for (int64_t c = 0; c < K; c += kChunk)  // chunk c: x[c], x[c+2], ..., x[c+14], x[c+1], ..., x[c+15]
+      for (int64_t j = 0; j < std::min(kChunk, K - c); ++j) xpr[c + (j >> 1) + (j & 1) * 8] = xr[c + j];
+    for (int64_t g = 0; g < ng; ++g) {
+      float acc = 0.0f;
+      for (int64_t k = g * group; k < std::min(K, (g + 1) * group); ++k) acc += xr[k];
+      sx[m * ng + g] = acc;
     }
   }
   const int64_t groups_per_block = std::max<int64_t>(1, kGemvXBytes / (M * group * int64_t{sizeof(float)}));
@@ -295,61 +264,60 @@ constexpr int64_t kPanelN = 16;  // W rows per panel (two ymm of outputs)
 constexpr int64_t kPanelK = 256; // k per panel: 16 KiB of floats, L1-resident
 constexpr int kMicroM = 6;       // rows of x per micro-kernel call (12 accumulators)
 
-JOULE_AVX2 inline void transpose8(__m256 (&r)[8]) {
-  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-  r[0] = _mm256_permute2f128_ps(u0, u4, 0x20), r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
-  r[2] = _mm256_permute2f128_ps(u2, u6, 0x20), r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
-  r[4] = _mm256_permute2f128_ps(u0, u4, 0x31), r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
-  r[6] = _mm256_permute2f128_ps(u2, u6, 0x31), r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
-}
-
 // panel[(k - k0) * 16 + r] = dequantized W[n0 + r, k] for k in [k0, k0 + kc), zero for rows >= nv.
+// Whole 16-weight chunks of 8 rows go through an 8x8 byte transpose (12 unpacks), then one column (8 rows) at a
+// time: zero-extend, split nibbles, convert, q * scale - zero * scale. The rest is scalar.
 JOULE_AVX2 void dequant_panel(const uint8_t* qw, int64_t rb, const float* scales, const uint8_t* zeros,
                               int64_t ng, int64_t group, int64_t K, int64_t n0, int64_t nv, int64_t k0,
                               int64_t kc, float* panel) {
-  const __m256i mask = _mm256_set1_epi32(0x0F);
+  // The next k block of these rows: 16 short segments rb bytes apart, which the hardware prefetcher misses.
+  if (k0 + kc < K)
+    for (int64_t r = 0; r < nv; ++r)
+      for (int64_t off = (k0 + kc) / 2; off < std::min(rb, (k0 + 2 * kc) / 2); off += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(qw + (n0 + r) * rb + off), _MM_HINT_T0);
+  const int64_t kvec = group >= kChunk ? std::min(k0 + kc, K & ~(kChunk - 1)) : k0;  // end of whole chunks
   for (int64_t h = 0; h < kPanelN; h += 8) {  // two halves of 8 rows
-    for (int64_t k = k0; k < k0 + kc; k += kChunk) {
-      float* dst = panel + (k - k0) * kPanelN + h;
-      if (group >= kChunk && k + kChunk <= K && h + 8 <= nv) {  // whole chunk, one group, 8 real rows
-        const int64_t g = k / group;
-        __m256 lo[8], hi[8];
-        for (int r = 0; r < 8; ++r) {
-          const int64_t n = n0 + h + r;
-          const __m256i b = _mm256_cvtepu8_epi32(
-              _mm_loadl_epi64(reinterpret_cast<const __m128i*>(qw + n * rb + k / 2)));
-          const __m256i z = _mm256_set1_epi32(zeros[n * ng + g]);
-          const __m256 s = _mm256_set1_ps(scales[n * ng + g]);
-          lo[r] = _mm256_mul_ps(s, _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_and_si256(b, mask), z)));
-          hi[r] = _mm256_mul_ps(s, _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(b, 4), z)));
+    const int64_t rows = std::min<int64_t>(8, nv - h);
+    int64_t k = k0;
+    if (rows == 8) {
+      const uint8_t* row = qw + (n0 + h) * rb;
+      __m256 sv = _mm256_setzero_ps(), bv = sv;  // per-row scale and -scale * zero of the current group
+      for (int64_t g = -1; k < kvec; k += kChunk) {
+        if (g < 0 || (k & (group - 1)) == 0) {  // a new group every group / 16 chunks
+          g = k / group;
+          alignas(32) float s8[8], b8[8];
+          for (int r = 0; r < 8; ++r) {
+            const int64_t i = (n0 + h + r) * ng + g;
+            s8[r] = scales[i], b8[r] = -scales[i] * static_cast<float>(zeros[i]);
+          }
+          sv = _mm256_load_ps(s8), bv = _mm256_load_ps(b8);
         }
-        transpose8(lo);  // lo[t] = the 8 rows at k + 2t
-        transpose8(hi);  // hi[t] = the 8 rows at k + 2t + 1
-        for (int t = 0; t < 8; ++t) {
-          _mm256_store_ps(dst + (2 * t) * kPanelN, lo[t]);
-          _mm256_store_ps(dst + (2 * t + 1) * kPanelN, hi[t]);
-        }
-      } else {
-        const int64_t kend = std::min(k + kChunk, k0 + kc);
-        for (int64_t kk = k; kk < kend; ++kk)
-          for (int64_t r = 0; r < 8; ++r) {
-            const int64_t n = n0 + h + r;
-            float v = 0.0f;
-            if (h + r < nv && kk < K) {
-              const int64_t g = kk / group;
-              v = scales[n * ng + g] * static_cast<float>(nibble(qw + n * rb, kk) - zeros[n * ng + g]);
-            }
-            panel[(kk - k0) * kPanelN + h + r] = v;
+        // 8 rows x 8 bytes, transposed as bytes: c[j] holds byte columns 2j and 2j + 1 (8 rows each).
+        __m128i a[8];
+        for (int r = 0; r < 8; ++r) a[r] = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + r * rb + k / 2));
+        const __m128i b0 = _mm_unpacklo_epi8(a[0], a[1]), b1 = _mm_unpacklo_epi8(a[2], a[3]);
+        const __m128i b2 = _mm_unpacklo_epi8(a[4], a[5]), b3 = _mm_unpacklo_epi8(a[6], a[7]);
+        const __m128i c0 = _mm_unpacklo_epi16(b0, b1), c1 = _mm_unpackhi_epi16(b0, b1);
+        const __m128i c2 = _mm_unpacklo_epi16(b2, b3), c3 = _mm_unpackhi_epi16(b2, b3);
+        const __m128i c[4] = {_mm_unpacklo_epi32(c0, c2), _mm_unpackhi_epi32(c0, c2), _mm_unpacklo_epi32(c1, c3),
+                              _mm_unpackhi_epi32(c1, c3)};
+        float* dst = panel + (k - k0) * kPanelN + h;
+        for (int j = 0; j < 4; ++j)
+          for (int e = 0; e < 2; ++e) {  // byte column 2j + e holds k + 4j + 2e (low nibble) and the next k (high)
+            const __m256i q = _mm256_cvtepu8_epi32(e ? _mm_unpackhi_epi64(c[j], c[j]) : c[j]);
+            const __m256 wl = _mm256_cvtepi32_ps(_mm256_and_si256(q, _mm256_set1_epi32(0x0F)));
+            const __m256 wh = _mm256_cvtepi32_ps(_mm256_srli_epi32(q, 4));
+            _mm256_store_ps(dst + (4 * j + 2 * e) * kPanelN, _mm256_fmadd_ps(wl, sv, bv));
+            _mm256_store_ps(dst + (4 * j + 2 * e + 1) * kPanelN, _mm256_fmadd_ps(wh, sv, bv));
           }
       }
     }
+    for (; k < k0 + kc; ++k)  // the rest: partial chunks, groups < 16, missing rows (zero)
+      for (int64_t r = 0; r < 8; ++r) {
+        const int64_t n = n0 + h + r, i = n * ng + k / group;
+        panel[(k - k0) * kPanelN + h + r] =
+            (r < rows && k < K) ? scales[i] * static_cast<float>(nibble(qw + n * rb, k) - zeros[i]) : 0.0f;
+      }
   }
 }
 
@@ -357,7 +325,11 @@ JOULE_AVX2 void dequant_panel(const uint8_t* qw, int64_t rb, const float* scales
 template <int MR>
 JOULE_AVX2 void micro_kernel(const float* x, int64_t ldx, const float* panel, int64_t kc, float* c, bool accumulate) {
   __m256 acc[MR][2];
-  for (int i = 0; i < MR; ++i) acc[i][0] = _mm256_setzero_ps(), acc[i][1] = _mm256_setzero_ps();
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; ++i) {
+    acc[i][0] = accumulate ? _mm256_load_ps(c + i * kPanelN) : _mm256_setzero_ps();
+    acc[i][1] = accumulate ? _mm256_load_ps(c + i * kPanelN + 8) : _mm256_setzero_ps();
+  }
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
     const __m256 b0 = _mm256_load_ps(panel + k * kPanelN), b1 = _mm256_load_ps(panel + k * kPanelN + 8);
@@ -368,14 +340,10 @@ JOULE_AVX2 void micro_kernel(const float* x, int64_t ldx, const float* panel, in
       acc[i][1] = _mm256_fmadd_ps(av, b1, acc[i][1]);
     }
   }
+#pragma GCC unroll 6
   for (int i = 0; i < MR; ++i) {
-    float* ci = c + i * kPanelN;
-    if (accumulate) {
-      acc[i][0] = _mm256_add_ps(acc[i][0], _mm256_load_ps(ci));
-      acc[i][1] = _mm256_add_ps(acc[i][1], _mm256_load_ps(ci + 8));
-    }
-    _mm256_store_ps(ci, acc[i][0]);
-    _mm256_store_ps(ci + 8, acc[i][1]);
+    _mm256_store_ps(c + i * kPanelN, acc[i][0]);
+    _mm256_store_ps(c + i * kPanelN + 8, acc[i][1]);
   }
 }
 
@@ -425,9 +393,12 @@ JOULE_AVX2 void linear_w4_gemm(const float* x, int64_t M, int64_t K, const uint8
       for (int64_t k0 = 0; k0 < K; k0 += kPanelK) {
         const int64_t kc = std::min(kPanelK, K - k0);
         dequant_panel(qweight, rb, scales, zeros, ng, group, K, n0, nv, k0, kc, panel.p);
-        for (int64_t m = ma; m < mb; m += kMicroM)
-          micro_dispatch(std::min<int64_t>(kMicroM, mb - m), x + m * K + k0, K, panel.p, kc,
-                         cbuf.p + (m - ma) * kPanelN, k0 > 0);
+        for (int64_t m = ma, mr; m < mb; m += mr) {
+          // Balanced calls (8 rows: 4 + 4, not 6 + 2): a short call has too few FMA chains to hide latency.
+          const int64_t left = mb - m, calls = (left + kMicroM - 1) / kMicroM;
+          mr = (left + calls - 1) / calls;
+          micro_dispatch(mr, x + m * K + k0, K, panel.p, kc, cbuf.p + (m - ma) * kPanelN, k0 > 0);
+        }
       }
       for (int64_t m = ma; m < mb; ++m)
         for (int64_t r = 0; r < nv; ++r)
@@ -505,8 +476,7 @@ void linear_w4(const float* x, int64_t M, int64_t K, const uint8_t* qweight, con
   if (!cpu_has_avx2_fma()) return linear_w4_ref(x, M, K, qweight, scales, zeros, N, group, bias, y);
   // Below ~32k multiply-adds a fork/join costs more than it saves.
   const bool parallel = M * N * K >= (int64_t{1} << 15) && omp_get_max_threads() > 1;
-  static const int64_t gmax = getenv("W4GMAX") ? atoi(getenv("W4GMAX")) : kGemvMaxM;  // TEMP
-  if (M <= gmax && group >= kChunk)
+  if (M <= kGemvMaxM && group >= kChunk)
     linear_w4_gemv(x, M, K, qweight, scales, zeros, N, group, bias, y, parallel);
   else
     linear_w4_gemm(x, M, K, qweight, scales, zeros, N, group, bias, y, parallel);

@@ -31,12 +31,13 @@ void dequantize_w4(const uint8_t* qweight, const float* scales, const uint8_t* z
 void linear_w4_ref(const float* x, int64_t M, int64_t K, const uint8_t* qweight, const float* scales,
                    const uint8_t* zeros, int64_t N, int64_t group, const float* bias, float* y);
 
-// Same contract as linear_w4_ref; AVX2+FMA when the CPU has it (else the reference), OpenMP threads over N.
-// The float weight matrix is never materialised:
-//   M <= 8 and G >= 16: GEMV kernel that streams the packed weights once, accumulating
-//     sum_k q * x per group and applying scale * (sum q*x - zero * sum x) at the group's end;
-//   otherwise: 16-row panels of W dequantized (256 k at a time, 16 KiB, L1) for a 6x16 FMA micro-kernel.
-// Results differ from the reference only by summation order (relative ~1e-6 of sum_k |x * w|).
+// Same contract as linear_w4_ref; AVX2+FMA when the CPU has it (else the reference), OpenMP threads over N
+// (omp_get_max_threads()). The float weight matrix is never materialised:
+//   M <= 4 and G >= 16: GEMV kernel that streams the packed weights once, summing q * x per group and applying
+//     scale * (sum q*x - zero * sum x) at the group's end;
+//   otherwise: panels of 16 weight rows x 256 k dequantized into an L1 buffer for a 6x16 FMA micro-kernel.
+// Results differ from the reference only by summation order (relative ~1e-6 of sum_k |x * w|) and do not
+// depend on the thread count.
 void linear_w4(const float* x, int64_t M, int64_t K, const uint8_t* qweight, const float* scales,
                const uint8_t* zeros, int64_t N, int64_t group, const float* bias, float* y);
 
