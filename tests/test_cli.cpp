@@ -47,6 +47,16 @@ CliRun cli(const std::string& args) {
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out, slurp(err)};
 }
 
+// Every 15th pair of the STS-B dev split: 100 pairs, enough to see a score move, quick to embed.
+std::string stsb_subset(const fs::path& dev, const fs::path& dir) {
+  std::ifstream in(dev);
+  std::ofstream out(dir / "dev100.tsv");
+  std::string line;
+  for (int i = 0; std::getline(in, line); ++i)
+    if (i % 15 == 0) out << line << "\n";
+  return (dir / "dev100.tsv").string();
+}
+
 void expect_one_line_error(const CliRun& r, const std::string& needle) {
   EXPECT_NE(r.code, 0);
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
@@ -160,14 +170,7 @@ TEST(Cli, MiniLMRecipeReportsStsbPerPassAndBothExportsScoreTheSame) {
   std::string minilm = JOULE_MINILM_DIR;
   if (minilm.empty() || !fs::exists(dev)) GTEST_SKIP() << "needs the MiniLM package and ../shared/data/stsb/dev.tsv";
   fs::path d = scratch();
-  {  // every 15th pair of the dev split: 100 pairs, enough to see the score move, quick to embed
-    std::ifstream in(dev);
-    std::ofstream out(d / "dev100.tsv");
-    std::string line;
-    for (int i = 0; std::getline(in, line); ++i)
-      if (i % 15 == 0) out << line << "\n";
-  }
-  std::string data = (d / "dev100.tsv").string();
+  std::string data = stsb_subset(dev, d);
   CliRun r = cli("run " + std::string(JOULE_SOURCE_DIR) + "/recipes/minilm-2of4.yaml " + minilm + " -o " +
                  (d / "m.pt").string() + " --export-hf " + (d / "hf").string() + " --stsb " + data + " --report " +
                  (d / "r.json").string() + " --energy-windows 2 --reps 3");
@@ -198,14 +201,7 @@ TEST(Cli, QuantizedMiniLMReloadsInAFreshProcessWithTheSameScore) {
   std::string minilm = JOULE_MINILM_DIR;
   if (minilm.empty() || !fs::exists(dev)) GTEST_SKIP() << "needs the MiniLM package and ../shared/data/stsb/dev.tsv";
   fs::path d = scratch();
-  {
-    std::ifstream in(dev);
-    std::ofstream out(d / "dev100.tsv");
-    std::string line;
-    for (int i = 0; std::getline(in, line); ++i)
-      if (i % 15 == 0) out << line << "\n";
-  }
-  std::string data = (d / "dev100.tsv").string();
+  std::string data = stsb_subset(dev, d);
   CliRun r = cli("quantize --scheme w4 --group 128 " + minilm + " -o " + (d / "q.pt").string() + " --stsb " + data +
                  " --report " + (d / "q.json").string() + " --energy-windows 2 --reps 3");
   ASSERT_EQ(r.code, 0) << r.err;

@@ -7,19 +7,14 @@
 // Selection is analysed on the weights as they are before any change, then applied.
 #include "compress/passes/prune.h"
 
-#include <fnmatch.h>
-
 #include <cmath>
 #include <set>
 
 #include "compress/error.h"
+#include "compress/passes/globs.h"
 #include "kernels/nm.h"
 
 namespace joule {
-
-bool glob_match(const std::string& pattern, const std::string& text) {
-  return fnmatch(pattern.c_str(), text.c_str(), 0) == 0;
-}
 
 double CubicSchedule::at(int64_t step, double final_sparsity) const {
   if (step <= begin_step) return initial_sparsity;
@@ -27,17 +22,6 @@ double CubicSchedule::at(int64_t step, double final_sparsity) const {
   int64_t t = begin_step + (step - begin_step) / frequency * frequency;
   double frac = double(t - begin_step) / double(end_step - begin_step);
   return final_sparsity + (initial_sparsity - final_sparsity) * std::pow(1.0 - frac, 3);
-}
-
-static std::vector<std::string> string_list(const nlohmann::json& v, const char* key) {
-  if (v.is_string()) return {v.get<std::string>()};
-  if (!v.is_array()) fail("prune: '{}' must be a glob or a list of globs", key);
-  std::vector<std::string> out;
-  for (const auto& e : v) {
-    if (!e.is_string()) fail("prune: '{}' must be a glob or a list of globs", key);
-    out.push_back(e.get<std::string>());
-  }
-  return out;
 }
 
 static double number(const nlohmann::json& v, const char* key) {
@@ -74,9 +58,9 @@ PruneOptions PruneOptions::from_json(const nlohmann::json& j) {
       o.global = s == "global";
       scope_given = true;
     } else if (k == "include") {
-      o.include = string_list(v, "include");
+      o.include = glob_list(v, "prune", "include");
     } else if (k == "exclude") {
-      o.exclude = string_list(v, "exclude");
+      o.exclude = glob_list(v, "prune", "exclude");
     } else if (k == "schedule") {
       if (!v.is_object()) fail("prune: 'schedule' must be a mapping (initial_sparsity, begin_step, end_step, frequency)");
       o.has_schedule = true;
@@ -156,10 +140,7 @@ std::vector<size_t> select_targets(const Analysis& a, const PruneOptions& o) {
   std::vector<size_t> out;
   for (size_t i : all) {
     const std::string& mod = a.ops[i].module;
-    bool in = o.include.empty();
-    for (const auto& g : o.include) in = in || glob_match(g, mod);
-    for (const auto& g : o.exclude) in = in && !glob_match(g, mod);
-    if (in) out.push_back(i);
+    if (selected(mod, o.include, o.exclude)) out.push_back(i);
   }
   if (out.empty()) fail("prune: include/exclude leave no layer to prune");
   return out;

@@ -44,6 +44,4 @@ class PrunePass : public Pass {
   PruneOptions opts_;
 };
 
-bool glob_match(const std::string& pattern, const std::string& text);
-
 }  // namespace joule

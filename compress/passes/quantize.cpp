@@ -6,7 +6,6 @@
 #include "compress/passes/quantize.h"
 
 #include <fmt/ranges.h>
-#include <fnmatch.h>
 
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
 
@@ -16,6 +15,7 @@
 
 #include "compress/error.h"
 #include "compress/graph.h"
+#include "compress/passes/globs.h"
 #include "kernels/ops/ops.h"
 #include "kernels/quant_formats.h"
 #include "kernels/w4.h"
@@ -23,19 +23,6 @@
 
 namespace joule {
 namespace {
-
-bool glob(const std::string& p, const std::string& s) { return fnmatch(p.c_str(), s.c_str(), 0) == 0; }
-
-std::vector<std::string> globs(const nlohmann::json& v, const char* key) {
-  if (v.is_string()) return {v.get<std::string>()};
-  if (!v.is_array()) fail("quantize: '{}' must be a glob or a list of globs", key);
-  std::vector<std::string> out;
-  for (const auto& e : v) {
-    if (!e.is_string()) fail("quantize: '{}' must be a glob or a list of globs", key);
-    out.push_back(e.get<std::string>());
-  }
-  return out;
-}
 
 std::string buffer_name(const std::string& weight_path, const char* what) {
   std::string s = "_joule_" + weight_path;
@@ -61,9 +48,9 @@ QuantizeOptions QuantizeOptions::from_json(const nlohmann::json& j) {
     } else if (k == "method") {
       if (v != "rtn") fail("quantize: method {} is not available yet (rtn)", v.dump());
     } else if (k == "include") {
-      o.include = globs(v, "include");
+      o.include = glob_list(v, "quantize", "include");
     } else if (k == "exclude") {
-      o.exclude = globs(v, "exclude");
+      o.exclude = glob_list(v, "quantize", "exclude");
     } else {
       fail("quantize: unknown option '{}' (scheme, group, method, include, exclude)", k);
     }
@@ -106,14 +93,11 @@ PassResult QuantizePass::run(torch::jit::Module& m, Context& ctx) {
     if (!w) continue;
     std::string module = w->substr(0, w->rfind('.'));
     modules_seen.insert(module);
-    bool in = opts_.include.empty();
-    for (const auto& p : opts_.include) in = in || glob(p, module);
-    for (const auto& p : opts_.exclude) in = in && !glob(p, module);
-    if (in) sites.push_back({n, *w, module});
+    if (selected(module, opts_.include, opts_.exclude)) sites.push_back({n, *w, module});
   }
   for (const auto& p : opts_.include) {
     bool hit = false;
-    for (const auto& mod : modules_seen) hit = hit || glob(p, mod);
+    for (const auto& mod : modules_seen) hit = hit || glob_match(p, mod);
     if (!hit) fail("quantize: include glob '{}' matches no linear layer", p);
   }
   if (sites.empty()) fail("quantize: no linear layer to quantize");
