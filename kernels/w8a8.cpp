@@ -116,32 +116,21 @@ JOULE_AVX2 inline __m256i round_away_epi32(__m256 v) {
   return _mm256_max_epi32(q, _mm256_set1_epi32(-kW8Max));
 }
 
-// Quantizes one row of n floats: *scale, and q[0, n) as int8 (the public layout) or as int16 zero-padded to
-// q[n, pad) (the GEMM's widened layout, so linear_w8a8 skips the int8 round trip). Same values either way.
+// q[0, n) = round(x * inv) clamped to [-127, 127], as int8 (the public layout) or as int16 zero-padded to
+// q[n, pad) (the GEMM's widened layout, so linear_w8a8 skips the int8 round trip). The float clamp keeps
+// round_away_epi32 in its range when a static scale is smaller than the row's max.
+JOULE_AVX2 inline __m256i quantize8_avx2(const float* x, __m256 vinv) {
+  const __m256 hi = _mm256_set1_ps(float(kW8Max)), lo = _mm256_set1_ps(-float(kW8Max));
+  return round_away_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(_mm256_loadu_ps(x), vinv), lo), hi));
+}
+
 template <class T>
-JOULE_AVX2 void quantize_row_avx2(const float* x, int64_t n, T* q, int64_t pad, float* scale) {
-  const __m256 sign = _mm256_set1_ps(-0.0f);
-  __m256 m0 = _mm256_setzero_ps(), m1 = m0, m2 = m0, m3 = m0;
+JOULE_AVX2 void quantize_scaled_avx2(const float* x, int64_t n, float inv, T* q, int64_t pad) {
+  const __m256 vinv = _mm256_set1_ps(inv);
   int64_t c = 0;
   for (; c + 32 <= n; c += 32) {
-    m0 = _mm256_max_ps(m0, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + c)));
-    m1 = _mm256_max_ps(m1, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + c + 8)));
-    m2 = _mm256_max_ps(m2, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + c + 16)));
-    m3 = _mm256_max_ps(m3, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + c + 24)));
-  }
-  for (; c + 8 <= n; c += 8) m0 = _mm256_max_ps(m0, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + c)));
-  float amax = hmax8(_mm256_max_ps(_mm256_max_ps(m0, m1), _mm256_max_ps(m2, m3)));
-  for (; c < n; ++c) amax = std::max(amax, std::fabs(x[c]));  // max is exact: any order gives the same value
-
-  *scale = scale_of(amax);
-  const float inv = inv_scale_of(amax);
-  const __m256 vinv = _mm256_set1_ps(inv);
-  c = 0;
-  for (; c + 32 <= n; c += 32) {
-    __m256i q0 = round_away_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + c), vinv));
-    __m256i q1 = round_away_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + c + 8), vinv));
-    __m256i q2 = round_away_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + c + 16), vinv));
-    __m256i q3 = round_away_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + c + 24), vinv));
+    __m256i q0 = quantize8_avx2(x + c, vinv), q1 = quantize8_avx2(x + c + 8, vinv);
+    __m256i q2 = quantize8_avx2(x + c + 16, vinv), q3 = quantize8_avx2(x + c + 24, vinv);
     // packs work per 128-bit lane: [q0 q1 | q0' q1'] (int16, 4-value groups), then bytes [q0 q1 q2 q3 | ...].
     __m256i h01 = _mm256_packs_epi32(q0, q1), h23 = _mm256_packs_epi32(q2, q3);
     if constexpr (sizeof(T) == 1) {
@@ -155,6 +144,46 @@ JOULE_AVX2 void quantize_row_avx2(const float* x, int64_t n, T* q, int64_t pad, 
   }
   for (; c < n; ++c) q[c] = quantize_one(x[c] * inv);
   for (; c < pad; ++c) q[c] = 0;
+}
+
+JOULE_AVX2 float amax_avx2(const float* x, int64_t n) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  __m256 m0 = _mm256_setzero_ps(), m1 = m0, m2 = m0, m3 = m0;
+  int64_t c = 0;
+  for (; c + 32 <= n; c += 32) {
+    m0 = _mm256_max_ps(m0, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + c)));
+    m1 = _mm256_max_ps(m1, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + c + 8)));
+    m2 = _mm256_max_ps(m2, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + c + 16)));
+    m3 = _mm256_max_ps(m3, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + c + 24)));
+  }
+  for (; c + 8 <= n; c += 8) m0 = _mm256_max_ps(m0, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + c)));
+  float amax = hmax8(_mm256_max_ps(_mm256_max_ps(m0, m1), _mm256_max_ps(m2, m3)));
+  for (; c < n; ++c) amax = std::max(amax, std::fabs(x[c]));  // max is exact: any order gives the same value
+  return amax;
+}
+
+// One activation row, as the op quantizes it: times smooth_inv (into tmp) when given, then with the static
+// scale or the row's own. *scale receives the row's scale.
+template <class T>
+JOULE_AVX2 void quantize_row_avx2(const float* x, int64_t n, T* q, int64_t pad, float* scale, const ActQuant& aq,
+                                  float* tmp) {
+  if (aq.smooth_inv) {
+    int64_t c = 0;
+    for (; c + 8 <= n; c += 8)
+      _mm256_storeu_ps(tmp + c, _mm256_mul_ps(_mm256_loadu_ps(x + c), _mm256_loadu_ps(aq.smooth_inv + c)));
+    for (; c < n; ++c) tmp[c] = x[c] * aq.smooth_inv[c];
+    x = tmp;
+  }
+  float inv;
+  if (aq.static_scale > 0) {
+    *scale = aq.static_scale;
+    inv = 1.0f / aq.static_scale;
+  } else {
+    const float amax = amax_avx2(x, n);
+    *scale = scale_of(amax);
+    inv = inv_scale_of(amax);
+  }
+  quantize_scaled_avx2(x, n, inv, q, pad);
 }
 
 // ---- GEMM, AVX2 ----------------------------------------------------------------------------------------------
@@ -408,6 +437,7 @@ Plan plan(int64_t M, int64_t K, int64_t N) {
 
 // One parallel region: prepare every widened x row (prep(m, xw + m * Kp): widen qx, or quantize x), then the tiles.
 thread_local Scratch xw_scratch, xs_scratch;  // widened x rows; linear_w8a8's per-token scales
+thread_local Scratch tmp_scratch;              // one smoothed x row per worker thread
 
 template <class Prep, class Out>
 void run_avx2(int64_t M, int64_t K, const int8_t* qw, int64_t N, const Prep& prep, const Out& out) {
@@ -430,22 +460,33 @@ void run_avx2(int64_t M, int64_t K, const int8_t* qw, int64_t N, const Prep& pre
 
 // ---- public functions --------------------------------------------------------------------------------------
 
-void quantize_rows_s8_ref(const float* x, int64_t rows, int64_t cols, int8_t* q, float* scales) {
+void quantize_rows_s8_ref(const float* x, int64_t rows, int64_t cols, int8_t* q, float* scales, const ActQuant& aq) {
+  std::vector<float> v(static_cast<size_t>(cols));
   for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * cols;
-    float amax = 0.0f;
-    for (int64_t c = 0; c < cols; ++c) amax = std::max(amax, std::fabs(xr[c]));
-    scales[r] = scale_of(amax);
-    const float inv = inv_scale_of(amax);
-    for (int64_t c = 0; c < cols; ++c) q[r * cols + c] = quantize_one(xr[c] * inv);
+    for (int64_t c = 0; c < cols; ++c) v[c] = aq.smooth_inv ? x[r * cols + c] * aq.smooth_inv[c] : x[r * cols + c];
+    float inv;
+    if (aq.static_scale > 0) {
+      scales[r] = aq.static_scale;
+      inv = 1.0f / aq.static_scale;
+    } else {
+      float amax = 0.0f;
+      for (int64_t c = 0; c < cols; ++c) amax = std::max(amax, std::fabs(v[c]));
+      scales[r] = scale_of(amax);
+      inv = inv_scale_of(amax);
+    }
+    for (int64_t c = 0; c < cols; ++c) q[r * cols + c] = quantize_one(v[c] * inv);
   }
 }
 
-void quantize_rows_s8(const float* x, int64_t rows, int64_t cols, int8_t* q, float* scales) {
-  if (!has_avx2()) return quantize_rows_s8_ref(x, rows, cols, q, scales);
+void quantize_rows_s8(const float* x, int64_t rows, int64_t cols, int8_t* q, float* scales, const ActQuant& aq) {
+  if (!has_avx2()) return quantize_rows_s8_ref(x, rows, cols, q, scales, aq);
   const bool par = rows > 1 && rows * cols >= kParallelMinWork / 8 && !omp_in_parallel();
-#pragma omp parallel for schedule(static) if (par)
-  for (int64_t r = 0; r < rows; ++r) quantize_row_avx2(x + r * cols, cols, q + r * cols, cols, scales + r);
+#pragma omp parallel if (par)
+  {
+    float* tmp = aq.smooth_inv ? static_cast<float*>(tmp_scratch.get(size_t(cols) * sizeof(float))) : nullptr;
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) quantize_row_avx2(x + r * cols, cols, q + r * cols, cols, scales + r, aq, tmp);
+  }
 }
 
 void gemm_s8s8_ref(const int8_t* qx, const float* x_scale, int64_t M, int64_t K, const int8_t* qw, const float* w_scale,
@@ -468,22 +509,26 @@ void gemm_s8s8(const int8_t* qx, const float* x_scale, int64_t M, int64_t K, con
 }
 
 void linear_w8a8_ref(const float* x, int64_t M, int64_t K, const int8_t* qw, const float* w_scale, int64_t N,
-                     const float* bias, float* y) {
+                     const float* bias, float* y, const ActQuant& aq) {
   std::vector<int8_t> qx(size_t(M * K));
   std::vector<float> xs(static_cast<size_t>(M));
-  quantize_rows_s8_ref(x, M, K, qx.data(), xs.data());
+  quantize_rows_s8_ref(x, M, K, qx.data(), xs.data(), aq);
   gemm_s8s8_ref(qx.data(), xs.data(), M, K, qw, w_scale, N, bias, y);
 }
 
 // Fused: each x row is quantized straight into the GEMM's int16 layout (the same q values quantize_rows_s8 gives),
 // in the same parallel region as the tiles.
 void linear_w8a8(const float* x, int64_t M, int64_t K, const int8_t* qw, const float* w_scale, int64_t N,
-                 const float* bias, float* y) {
+                 const float* bias, float* y, const ActQuant& aq) {
   if (M <= 0 || N <= 0) return;
-  if (!has_avx2() || K > kW8A8MaxK) return linear_w8a8_ref(x, M, K, qw, w_scale, N, bias, y);
+  if (!has_avx2() || K > kW8A8MaxK) return linear_w8a8_ref(x, M, K, qw, w_scale, N, bias, y, aq);
   auto* xs = static_cast<float*>(xs_scratch.get(size_t(M) * sizeof(float)));
   const int64_t Kp = (K + 15) & ~int64_t(15);
-  run_avx2(M, K, qw, N, [=](int64_t m, int16_t* xw) { quantize_row_avx2(x + m * K, K, xw, Kp, xs + m); },
+  run_avx2(M, K, qw, N,
+           [=](int64_t m, int16_t* xw) {
+             float* tmp = aq.smooth_inv ? static_cast<float*>(tmp_scratch.get(size_t(K) * sizeof(float))) : nullptr;
+             quantize_row_avx2(x + m * K, K, xw, Kp, xs + m, aq, tmp);
+           },
            FloatOut{xs, w_scale, bias, y});
 }
 

@@ -18,8 +18,17 @@ constexpr int64_t kW8A8MaxK = 133143;
 // for a row whose max is below 127 / FLT_MAX, which quantizes to zeros), q[r,c] = round_half_away_from_zero(
 // x[r,c] * (127 / max|x[r,:]|)) clamped to [-127, 127]. |x - scales[r] * q| <= scales[r] / 2 up to float rounding.
 // q int8 [rows, cols], scales float [rows].
-void quantize_rows_s8_ref(const float* x, int64_t rows, int64_t cols, int8_t* q, float* scales);
-void quantize_rows_s8(const float* x, int64_t rows, int64_t cols, int8_t* q, float* scales);  // fast, identical
+//
+// ActQuant changes what the activation quantizer sees (the W8A8 op's options, kernels/quant_formats.h): with
+// smooth_inv, row r is first multiplied by it element-wise (SmoothQuant); with static_scale > 0, every row uses
+// that scale (from calibration) and values beyond 127 * static_scale clamp to +-127.
+struct ActQuant {
+  const float* smooth_inv = nullptr;  // [cols] or nullptr
+  float static_scale = 0.0f;          // 0: dynamic, per row
+};
+void quantize_rows_s8_ref(const float* x, int64_t rows, int64_t cols, int8_t* q, float* scales, const ActQuant& aq = {});
+void quantize_rows_s8(const float* x, int64_t rows, int64_t cols, int8_t* q, float* scales,
+                      const ActQuant& aq = {});  // fast, identical
 
 // y[m,n] = acc * (x_scale[m] * w_scale[n]) (+ bias[n], fused: fma(acc, x_scale[m] * w_scale[n], bias[n])),
 // acc = sum_k qx[m,k] * qw[n,k] as an exact int32 converted to float.
@@ -31,11 +40,12 @@ void gemm_s8s8_ref(const int8_t* qx, const float* x_scale, int64_t M, int64_t K,
 void gemm_s8s8(const int8_t* qx, const float* x_scale, int64_t M, int64_t K, const int8_t* qw, const float* w_scale,
                int64_t N, const float* bias, float* y);
 
-// The whole op: x float [M, K] is quantized per token (dynamic) into scratch, then gemm_s8s8. y float [M, N].
+// The whole op: x float [M, K] is quantized (per token, or as `aq` says) into scratch, then gemm_s8s8.
+// y float [M, N].
 void linear_w8a8_ref(const float* x, int64_t M, int64_t K, const int8_t* qw, const float* w_scale, int64_t N,
-                     const float* bias, float* y);
+                     const float* bias, float* y, const ActQuant& aq = {});
 void linear_w8a8(const float* x, int64_t M, int64_t K, const int8_t* qw, const float* w_scale, int64_t N,
-                 const float* bias, float* y);
+                 const float* bias, float* y, const ActQuant& aq = {});
 
 namespace detail {
 // Test-only view of the fast path's integer accumulators: acc[m,n] = sum_k qx[m,k] * qw[n,k] as int32, computed by

@@ -114,7 +114,7 @@ TEST(W8A8, QuantizeRoundsHalfAwayFromZero) {
   for (auto* f : {&k::quantize_rows_s8, &k::quantize_rows_s8_ref}) {
     std::vector<int8_t> q(x.size());
     float s = 0;
-    f(x.data(), 1, int64_t(x.size()), q.data(), &s);
+    f(x.data(), 1, int64_t(x.size()), q.data(), &s, {});
     EXPECT_EQ(s, 1.0f);
     for (size_t i = 0; i < x.size(); ++i) EXPECT_EQ(q[i], want[i]) << "x=" << x[i] << " at " << i;
   }
@@ -153,7 +153,7 @@ TEST(W8A8, QuantizeTinyRowsAsZeroRows) {
   for (auto* f : {&k::quantize_rows_s8, &k::quantize_rows_s8_ref}) {
     std::vector<int8_t> q(x.size(), 99);
     std::vector<float> s(3);
-    f(x.data(), 3, 40, q.data(), s.data());
+    f(x.data(), 3, 40, q.data(), s.data(), {});
     EXPECT_EQ(s[0], 1.0f);
     for (int c = 0; c < 40; ++c) EXPECT_EQ(q[c], 0) << c;
     EXPECT_EQ(s[1], small / 127.0f);
@@ -355,4 +355,57 @@ TEST(W8A8, EmptyShapesAreNoOps) {
   k::gemm_s8s8(nullptr, nullptr, 0, 16, nullptr, nullptr, 4, nullptr, y.data());
   k::linear_w8a8(nullptr, 2, 16, nullptr, nullptr, 0, nullptr, y.data());
   EXPECT_EQ(y, std::vector<float>(4, 7.0f));
+}
+
+TEST(W8A8, StaticScaleAndSmoothingMatchReferenceBitExact) {
+  // The op's calibrated options: a static per-tensor scale (rows beyond it clamp) and SmoothQuant's per-channel
+  // factor, alone and together, fast path against the reference on odd shapes and both thread counts.
+  ThreadsGuard guard;
+  std::mt19937 rng(11);
+  for (int t : kThreads) {
+    omp_set_num_threads(t);
+    for (int64_t M : {int64_t(1), int64_t(5), int64_t(17)})
+      for (int64_t K : {int64_t(3), int64_t(33), int64_t(384)})
+        for (int mode = 1; mode < 4; ++mode) {
+          const int64_t N = 7;
+          auto x = random_x(rng, M, K, M > 2 ? 2 : -1);
+          auto qw = random_q(rng, N, K);
+          auto ws = random_f(rng, size_t(N), 1e-3f, 1.0f), smooth = random_f(rng, size_t(K), 0.1f, 10.0f);
+          k::ActQuant aq;
+          if (mode & 1) aq.smooth_inv = smooth.data();
+          if (mode & 2) aq.static_scale = 0.05f;  // most rows of random_x overflow it and clamp
+          std::vector<int8_t> q(size_t(M * K)), qr(size_t(M * K));
+          std::vector<float> s(static_cast<size_t>(M)), sr(static_cast<size_t>(M)), y(size_t(M * N)), yr(size_t(M * N));
+          k::quantize_rows_s8(x.data(), M, K, q.data(), s.data(), aq);
+          k::quantize_rows_s8_ref(x.data(), M, K, qr.data(), sr.data(), aq);
+          ASSERT_EQ(q, qr) << "M=" << M << " K=" << K << " mode=" << mode;
+          ASSERT_TRUE(same_bits(s, sr));
+          k::linear_w8a8(x.data(), M, K, qw.data(), ws.data(), N, nullptr, y.data(), aq);
+          k::linear_w8a8_ref(x.data(), M, K, qw.data(), ws.data(), N, nullptr, yr.data(), aq);
+          ASSERT_TRUE(same_bits(y, yr)) << "M=" << M << " K=" << K << " mode=" << mode << " threads=" << t;
+        }
+  }
+}
+
+TEST(W8A8, StaticScaleQuantizesAndClampsByHand) {
+  // Scale 0.5: x / 0.5 rounded half away from zero (63.4 -> 126.8 -> 127), clamped to +-127; smoothing by 2
+  // doubles x first.
+  std::vector<float> x = {0.25f, -0.25f, 1.0f, 63.4f, 63.5f, -70.0f, 1e30f, -1e30f, 0.0f};
+  std::vector<int> want = {1, -1, 2, 127, 127, -127, 127, -127, 0};
+  std::vector<int> want_smooth = {1, -1, 4, 127, 127, -127, 127, -127, 0};
+  while (x.size() < 41) {  // vector body and tail
+    x.push_back(x[x.size() % 9]);
+    want.push_back(want[want.size() % 9]);
+    want_smooth.push_back(want_smooth[want_smooth.size() % 9]);
+  }
+  std::vector<float> two(x.size(), 2.0f);
+  for (auto* f : {&k::quantize_rows_s8, &k::quantize_rows_s8_ref}) {
+    std::vector<int8_t> q(x.size());
+    float s = 0;
+    f(x.data(), 1, int64_t(x.size()), q.data(), &s, k::ActQuant{nullptr, 0.5f});
+    EXPECT_EQ(s, 0.5f);
+    for (size_t i = 0; i < x.size(); ++i) EXPECT_EQ(q[i], want[i]) << "x=" << x[i] << " at " << i;
+    f(x.data(), 1, int64_t(x.size()), q.data(), &s, k::ActQuant{two.data(), 0.5f});
+    for (size_t i = 0; i < x.size(); ++i) EXPECT_EQ(q[i], want_smooth[i]) << "smoothed x=" << x[i] << " at " << i;
+  }
 }

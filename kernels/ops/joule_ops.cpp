@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
+#include <cmath>
+
 #include "kernels/ops/ops.h"
 #include "kernels/quant_formats.h"
 #include "kernels/w4.h"
@@ -36,7 +38,8 @@ const float* bias_ptr(const std::optional<at::Tensor>& bias, int64_t N, const ch
 }
 
 at::Tensor linear_w8a8_cpu(const at::Tensor& x, const at::Tensor& qweight, const at::Tensor& w_scale,
-                           const std::optional<at::Tensor>& bias) {
+                           const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& x_scale,
+                           const std::optional<at::Tensor>& smooth_inv) {
   TORCH_CHECK(qweight.scalar_type() == at::kChar && qweight.dim() == 2 && qweight.is_contiguous(),
               "linear_w8a8: qweight must be contiguous int8 [N, K], got ", qweight.scalar_type(), " ", qweight.sizes());
   int64_t N = qweight.size(0), K = qweight.size(1);
@@ -44,10 +47,24 @@ at::Tensor linear_w8a8_cpu(const at::Tensor& x, const at::Tensor& qweight, const
               " (int32 accumulation could overflow)");
   TORCH_CHECK(w_scale.scalar_type() == at::kFloat && w_scale.numel() == N && w_scale.is_contiguous(),
               "linear_w8a8: w_scale must be contiguous float32 [", N, "], got ", w_scale.scalar_type(), " ", w_scale.sizes());
+  kernels::ActQuant aq;
+  if (x_scale && x_scale->defined()) {
+    TORCH_CHECK(x_scale->scalar_type() == at::kFloat && x_scale->numel() == 1, "linear_w8a8: x_scale must be one float32, got ",
+                x_scale->scalar_type(), " ", x_scale->sizes());
+    aq.static_scale = x_scale->item<float>();
+    TORCH_CHECK(aq.static_scale > 0 && std::isfinite(aq.static_scale), "linear_w8a8: x_scale must be positive and finite, got ",
+                aq.static_scale);
+  }
+  if (smooth_inv && smooth_inv->defined()) {
+    TORCH_CHECK(smooth_inv->scalar_type() == at::kFloat && smooth_inv->numel() == K && smooth_inv->is_contiguous(),
+                "linear_w8a8: smooth_inv must be contiguous float32 [", K, "], got ", smooth_inv->scalar_type(), " ",
+                smooth_inv->sizes());
+    aq.smooth_inv = smooth_inv->data_ptr<float>();
+  }
   at::Tensor x2 = rows_of(x, K, "linear_w8a8");
   at::Tensor y = at::empty({x2.size(0), N}, x.options());
   kernels::linear_w8a8(x2.data_ptr<float>(), x2.size(0), K, qweight.data_ptr<int8_t>(), w_scale.data_ptr<float>(), N,
-                       bias_ptr(bias, N, "linear_w8a8"), y.data_ptr<float>());
+                       bias_ptr(bias, N, "linear_w8a8"), y.data_ptr<float>(), aq);
   return y.view(out_shape(x, N));
 }
 
@@ -75,7 +92,9 @@ at::Tensor linear_w4_cpu(const at::Tensor& x, const at::Tensor& qweight, const a
 }  // namespace
 
 TORCH_LIBRARY(joule, m) {
-  m.def("linear_w8a8(Tensor x, Tensor qweight, Tensor w_scale, Tensor? bias) -> Tensor");
+  // x_scale: static per-tensor activation scale (calibrated); smooth_inv [K]: SmoothQuant factor applied to x.
+  m.def("linear_w8a8(Tensor x, Tensor qweight, Tensor w_scale, Tensor? bias, Tensor? x_scale=None, "
+        "Tensor? smooth_inv=None) -> Tensor");
   m.def("linear_w4(Tensor x, Tensor qweight, Tensor scales, Tensor zeros, int group_size, int in_features, "
         "Tensor? bias) -> Tensor");
 }
