@@ -2,6 +2,8 @@
 
 #include <cuda_runtime.h>
 
+#include <atomic>
+
 namespace joule::cuda {
 
 const char* status_string(Status s) {
@@ -11,6 +13,7 @@ const char* status_string(Status s) {
     case Status::kUnsupportedArch: return "GPU architecture below what this kernel needs";
     case Status::kInvalidShape: return "invalid shape for this kernel";
     case Status::kCudaError: return "CUDA runtime error";
+    case Status::kInvalidValue: return "input values violate the format (e.g. more than 2 non-zeros in a 2:4 chunk)";
   }
   return "unknown status";
 }
@@ -25,6 +28,23 @@ Status device_sm(int device, int* sm) {
   if (cudaGetDeviceProperties(&prop, device) != cudaSuccess) return Status::kCudaError;
   *sm = prop.major * 10 + prop.minor;
   return Status::kOk;
+}
+
+Status require_sm(int min_sm) {
+  constexpr int kMaxDevices = 64;
+  static std::atomic<int> cached[kMaxDevices] = {};  // 0: unknown, -1: no device, else sm
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) {
+    cudaGetLastError();
+    return Status::kNoDevice;
+  }
+  int sm = dev < kMaxDevices ? cached[dev].load(std::memory_order_relaxed) : 0;
+  if (sm == 0) {
+    Status s = device_sm(dev, &sm);
+    if (s != Status::kOk) return s;
+    if (dev < kMaxDevices) cached[dev].store(sm, std::memory_order_relaxed);
+  }
+  return sm >= min_sm ? Status::kOk : Status::kUnsupportedArch;
 }
 
 }  // namespace joule::cuda
