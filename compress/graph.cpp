@@ -7,6 +7,7 @@
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
 #include <torch/csrc/jit/passes/inliner.h>
 
+#include <functional>
 #include <map>
 #include <numeric>
 #include <set>
@@ -178,15 +179,26 @@ void set_forward(torch::jit::Module& m, std::shared_ptr<Graph> graph) {
 
 std::optional<std::string> attr_path_of(Value* v, Value* self) { return attr_path(v, self); }
 
-Analysis analyze(const torch::jit::Module& module, const std::vector<c10::IValue>* inputs) {
-  std::shared_ptr<Graph> g = inlined_forward(module);
+namespace {
+
+// The weight ops of the inlined forward, in graph order, with the parameter use counts.
+struct Scan {
+  std::shared_ptr<Graph> g;
+  std::vector<Found> found;
+  std::map<std::string, int> param_uses;
+  int64_t total_params = 0;
+};
+
+Scan scan(const torch::jit::Module& module) {
+  Scan sc;
+  std::shared_ptr<Graph>& g = sc.g;
+  g = inlined_forward(module);
   Value* self = g->inputs().at(0);
 
   std::set<std::string> params;
-  Analysis a;
   for (const auto& p : module.named_parameters(/*recurse=*/true)) {
     params.insert(p.name);
-    a.total_params += p.value.numel();
+    sc.total_params += p.value.numel();
   }
 
   std::vector<Node*> nodes;
@@ -195,7 +207,7 @@ Analysis analyze(const torch::jit::Module& module, const std::vector<c10::IValue
   // How many nodes read each parameter: weights read more than once cannot be shrunk for one consumer.
   // Fused inference kernels that take whole layers' weights and derive every size from them (PyTorch's
   // encoder-layer fast path) stay consistent when producer and consumer shrink together: not counted.
-  std::map<std::string, int> param_uses;
+  std::map<std::string, int>& param_uses = sc.param_uses;
   for (Node* n : nodes)
     if (n->kind() == prim::GetAttr)
       if (auto p = attr_path(n->output(), self); p && params.count(*p))
@@ -212,7 +224,7 @@ Analysis analyze(const torch::jit::Module& module, const std::vector<c10::IValue
 
   static const c10::Symbol kLinearW8A8 = c10::Symbol::fromQualString("joule::linear_w8a8");
   static const c10::Symbol kLinearW4 = c10::Symbol::fromQualString("joule::linear_w4");
-  std::vector<Found> found;
+  std::vector<Found>& found = sc.found;
   for (Node* n : nodes) {
     auto k = n->kind();
     WeightOp op{};
@@ -241,8 +253,11 @@ Analysis analyze(const torch::jit::Module& module, const std::vector<c10::IValue
       if (!q) continue;
       op.weight = *q;
       op.weight_shape = get_tensor(module, *q).sizes().vec();
-      for (size_t i = 2; i < (k == kLinearW8A8 ? 3u : 4u); ++i)
-        if (auto t = attr_path(n->input(i), self)) op.quant_tensors.push_back(*t);
+      // W8A8: w_scale, then the optional x_scale and smooth_inv after the bias; W4: scales, zeros.
+      const std::vector<size_t> extra = k == kLinearW8A8 ? std::vector<size_t>{2, 4, 5} : std::vector<size_t>{2, 3};
+      for (size_t i : extra)
+        if (i < n->inputs().size())
+          if (auto t = attr_path(n->input(i), self)) op.quant_tensors.push_back(*t);
       bool bd = false;
       if (auto b = param_of(n->input(k == kLinearW8A8 ? 3 : 6), bd); b && !bd) op.bias = *b;
       op.uses = 1;
@@ -269,6 +284,64 @@ Analysis analyze(const torch::jit::Module& module, const std::vector<c10::IValue
     op.uses = param_uses[op.weight];
     found.push_back({n, op, act});
   }
+  return sc;
+}
+
+// Appends every weight op's (activation input, output) to a list of its own and returns the lists with the
+// model output, as a function over (self, forward's inputs). Taps work inside if/loop blocks; an op that
+// never ran keeps an empty list.
+std::unique_ptr<torch::jit::GraphFunction> tap_ops(const std::shared_ptr<Graph>& g, const std::vector<Found>& found) {
+  std::vector<Value*> lists;
+  {
+    torch::jit::WithInsertPoint guard(g->block()->nodes().front());
+    for (size_t i = 0; i < found.size(); ++i)
+      lists.push_back(g->insertNode(g->createList(c10::TensorType::get(), {}))->output());
+  }
+  for (size_t i = 0; i < found.size(); ++i) {
+    Node* n = found[i].node;
+    torch::jit::WithInsertPoint guard(n->next());
+    g->insert(aten::append, {lists[i], n->input(found[i].act_input)});
+    g->insert(aten::append, {lists[i], n->output()});
+  }
+  std::vector<Value*> outs{g->outputs()[0]};
+  outs.insert(outs.end(), lists.begin(), lists.end());
+  Value* tup;
+  {
+    torch::jit::WithInsertPoint guard(g->return_node());
+    tup = g->insertNode(g->createTuple(outs))->output();
+  }
+  g->eraseOutput(0);
+  g->registerOutput(tup);
+  return std::make_unique<torch::jit::GraphFunction>("joule_probe", g, nullptr,
+                                                      torch::jit::ExecutorExecutionMode::SIMPLE);
+}
+
+// Runs a tapped forward; element i + 1 of the result is op i's list of (input, output, input, output, ...).
+std::vector<c10::IValue> run_tapped(torch::jit::GraphFunction& fn, const torch::jit::Module& module,
+                                    const std::vector<c10::IValue>& inputs) {
+  std::vector<c10::IValue> stack{module._ivalue()};
+  stack.insert(stack.end(), inputs.begin(), inputs.end());
+  // The probe function has no schema of its own: fill trailing defaults from forward's (e.g. masks).
+  const auto& args = module.get_method("forward").function().getSchema().arguments();
+  if (stack.size() > args.size())
+    fail("the workload has {} inputs but forward takes {}", inputs.size(), args.size() - 1);
+  for (size_t i = stack.size(); i < args.size(); ++i) {
+    if (!args[i].default_value())
+      fail("the workload has {} inputs but forward needs '{}' too", inputs.size(), args[i].name());
+    stack.push_back(*args[i].default_value());
+  }
+  return fn(std::move(stack)).toTupleRef().elements().vec();
+}
+
+}  // namespace
+
+Analysis analyze(const torch::jit::Module& module, const std::vector<c10::IValue>* inputs) {
+  Scan sc = scan(module);
+  std::vector<Found>& found = sc.found;
+  std::map<std::string, int>& param_uses = sc.param_uses;
+  Value* self = sc.g->inputs().at(0);
+  Analysis a;
+  a.total_params = sc.total_params;
 
   std::map<Node*, size_t> index_of;
   for (size_t i = 0; i < found.size(); ++i) index_of[found[i].node] = i;
@@ -311,48 +384,11 @@ Analysis analyze(const torch::jit::Module& module, const std::vector<c10::IValue
   }
 
   if (inputs) {
-    // Shape probe: every weight op appends (activation input, output) to its own list; the lists are
-    // returned with the model output. Taps work inside if/loop blocks, and an op that never ran keeps an
-    // empty list (calls == 0).
-    std::vector<Value*> lists;
-    {
-      torch::jit::WithInsertPoint guard(g->block()->nodes().front());
-      for (size_t i = 0; i < found.size(); ++i)
-        lists.push_back(g->insertNode(g->createList(c10::TensorType::get(), {}))->output());
-    }
-    for (size_t i = 0; i < found.size(); ++i) {
-      Node* n = found[i].node;
-      torch::jit::WithInsertPoint guard(n->next());
-      g->insert(aten::append, {lists[i], n->input(found[i].act_input)});
-      g->insert(aten::append, {lists[i], n->output()});
-    }
-    std::vector<Value*> outs{g->outputs()[0]};
-    outs.insert(outs.end(), lists.begin(), lists.end());
-    Value* tup;
-    {
-      torch::jit::WithInsertPoint guard(g->return_node());
-      tup = g->insertNode(g->createTuple(outs))->output();
-    }
-    g->eraseOutput(0);
-    g->registerOutput(tup);
-
-    torch::jit::GraphFunction fn("joule_probe", g, nullptr, torch::jit::ExecutorExecutionMode::SIMPLE);
-    std::vector<c10::IValue> stack{module._ivalue()};
-    stack.insert(stack.end(), inputs->begin(), inputs->end());
-    // The probe function has no schema of its own: fill trailing defaults from forward's (e.g. masks).
-    const auto& args = module.get_method("forward").function().getSchema().arguments();
-    if (stack.size() > args.size())
-      fail("the workload has {} inputs but forward takes {}", inputs->size(), args.size() - 1);
-    for (size_t i = stack.size(); i < args.size(); ++i) {
-      if (!args[i].default_value())
-        fail("the workload has {} inputs but forward needs '{}' too", inputs->size(), args[i].name());
-      stack.push_back(*args[i].default_value());
-    }
-    // Run with autograd on: fused inference fast paths (e.g. nn.TransformerEncoderLayer's
+    // Shape probe. Run with autograd on: fused inference fast paths (e.g. nn.TransformerEncoderLayer's
     // _transformer_encoder_layer_fwd) are skipped when parameters require grad, so the decomposed
     // aten::linear ops run and can be measured. The MACs are the same either way.
-    c10::IValue result = fn(std::move(stack));
-    const auto& elems = result.toTupleRef().elements();
+    auto fn = tap_ops(sc.g, found);
+    std::vector<c10::IValue> elems = run_tapped(*fn, module, *inputs);
     for (size_t i = 0; i < found.size(); ++i) {
       WeightOp& op = found[i].op;
       auto taps = elems[i + 1].toList();
@@ -376,6 +412,32 @@ Analysis analyze(const torch::jit::Module& module, const std::vector<c10::IValue
   }
   for (auto& f : found) a.ops.push_back(std::move(f.op));
   return a;
+}
+
+}  // namespace joule
+
+namespace joule {
+
+void for_each_linear_input(const torch::jit::Module& module, const std::vector<std::vector<c10::IValue>>& batches,
+                           const std::function<void(const std::string& weight, const at::Tensor& x)>& sink,
+                           const std::function<void(size_t done)>& on_batch) {
+  Scan sc = scan(module);
+  std::vector<Found> linears;
+  for (auto& f : sc.found)
+    if (f.op.kind == OpKind::Linear && f.op.quant.empty() && !f.op.derived) linears.push_back(f);
+  auto fn = tap_ops(sc.g, linears);
+  // Autograd stays on, as in the shape probe, so fused fast paths do not hide the decomposed linears.
+  for (size_t b = 0; b < batches.size(); ++b) {
+    std::vector<c10::IValue> elems = run_tapped(*fn, module, batches[b]);
+    for (size_t i = 0; i < linears.size(); ++i) {
+      auto taps = elems[i + 1].toList();
+      for (size_t t = 0; t + 1 < taps.size(); t += 2) {
+        at::Tensor x = taps.get(t).toTensor().detach();
+        sink(linears[i].op.weight, x.reshape({-1, x.size(-1)}));
+      }
+    }
+    if (on_batch) on_batch(b + 1);
+  }
 }
 
 }  // namespace joule

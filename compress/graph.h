@@ -8,6 +8,7 @@
 #pragma once
 #include <torch/script.h>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -56,6 +57,13 @@ struct Analysis {
 };
 
 Analysis analyze(const torch::jit::Module& module, const std::vector<c10::IValue>* inputs = nullptr);
+
+// Calibration taps: runs forward on each batch and calls sink(weight path, x [rows, K]) for every call of every
+// float aten::linear that reads a weight parameter directly, with the activation it received (rows = all
+// leading dims). The tapped graph is built once; on_batch(batches done) reports progress.
+void for_each_linear_input(const torch::jit::Module& module, const std::vector<std::vector<c10::IValue>>& batches,
+                           const std::function<void(const std::string& weight, const at::Tensor& x)>& sink,
+                           const std::function<void(size_t done)>& on_batch = nullptr);
 
 // The top-level forward with every submodule call inlined (constants folded), for rewriting passes.
 std::shared_ptr<torch::jit::Graph> inlined_forward(const torch::jit::Module& m);

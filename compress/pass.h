@@ -5,12 +5,14 @@
 #include <torch/script.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "compress/calibration.h"
 #include "compress/graph.h"
 #include "compress/workload.h"
 
@@ -29,12 +31,22 @@ class Context {
   // Task quality of a model state (e.g. STS-B Spearman), measured before the first pass and after each.
   std::function<nlohmann::json(torch::jit::Module&)> task_quality;
 
+  // Calibration inputs: forward-input batches from a file. Front ends that can read text for their models set
+  // this (the CLI does for sentence encoders); unset, or returning nothing, means a safetensors tensor file.
+  std::function<Batches(const std::string& file, int64_t samples)> calibration_source;
+
   // Structural analysis of `m` (no shape probe), cached until invalidate().
   const Analysis& analysis(const torch::jit::Module& m);
-  void invalidate() { analysis_.reset(); }
+  // Linear-layer input statistics over the calibration batches of (file, samples), cached until invalidate().
+  const CalibrationStats& calibration_stats(const torch::jit::Module& m, const std::string& file, int64_t samples);
+  void invalidate() {
+    analysis_.reset();
+    calibration_.clear();
+  }
 
  private:
   std::optional<Analysis> analysis_;
+  std::map<std::pair<std::string, int64_t>, CalibrationStats> calibration_;
 };
 
 class Pass {

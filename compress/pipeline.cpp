@@ -19,6 +19,16 @@ const Analysis& Context::analysis(const torch::jit::Module& m) {
   return *analysis_;
 }
 
+const CalibrationStats& Context::calibration_stats(const torch::jit::Module& m, const std::string& file, int64_t samples) {
+  auto key = std::make_pair(file, samples);
+  auto it = calibration_.find(key);
+  if (it != calibration_.end()) return it->second;
+  Batches batches;
+  if (calibration_source) batches = calibration_source(file, samples);
+  if (batches.empty()) batches = tensor_calibration(file, m, workload, samples);
+  return calibration_[key] = collect_linear_stats(m, batches);
+}
+
 static void flatten_into(const c10::IValue& v, std::vector<at::Tensor>& out) {
   if (v.isTensor()) {
     out.push_back(v.toTensor().detach().reshape(-1).to(c10::kDouble));

@@ -11,9 +11,14 @@ namespace joule {
 std::string pass_label(const PassRecord& p) {
   const auto& o = p.options;
   if (!o.is_object()) return p.name;
-  if (o.contains("scheme"))
-    return fmt::format("{} {}{}", p.name, o["scheme"].get<std::string>(),
-                       o.contains("group") ? fmt::format(" g{}", o["group"].get<int64_t>()) : "");
+  if (o.contains("scheme")) {
+    std::string l = fmt::format("{} {}", p.name, o["scheme"].get<std::string>());
+    if (o.contains("group")) l += fmt::format(" g{}", o["group"].get<int64_t>());
+    if (o.value("method", "rtn") != "rtn") l += " " + o["method"].get<std::string>();
+    if (o.value("act", "dynamic") != "dynamic") l += " " + o["act"].get<std::string>();
+    if (o.contains("smooth")) l += fmt::format(" sq{:g}", o["smooth"].get<double>());
+    return l;
+  }
   if (o.contains("method")) return fmt::format("{} {}", p.name, o["method"].get<std::string>());
   return p.name;
 }
@@ -146,7 +151,8 @@ static std::string mj(const Metrics& m, size_t i) {
 }
 
 static std::string task_cell(const Metrics& m) {
-  return m.task.contains("stsb_spearman") ? fmt::format(" {:>8.2f}", m.task["stsb_spearman"].get<double>()) : "";
+  if (!m.task.contains("stsb_spearman")) return "";
+  return fmt::format(" {:>8.2f} {:>8.5f}", m.task["stsb_spearman"].get<double>(), m.task.value("stsb_embedding_cosine", 1.0));
 }
 
 static std::string row(const std::string& label, const Metrics& m) {
@@ -164,10 +170,10 @@ std::string Report::table() const {
   bool task = first.task.contains("stsb_spearman");
   std::string out = fmt::format("{:<24} {:>10} {:>6} {:>8} {:>8} {:>9} {:>13} {:>9} {:>9} {:>8}{}\n", "pass", "params",
                                 "zero%", "weights", "file", "latency", "mJ/inference", "op-model", "max|err|", "cosine",
-                                task ? "    STS-B" : "");
+                                task ? "    STS-B  STS-B" : "");
   out += fmt::format("{:<24} {:>10} {:>6} {:>8} {:>8} {:>9} {:>13} {:>9} {:>9} {:>8}{}\n", "", "", "", "MiB", "MiB",
-                     "ms p50", "±95% CI", "mJ/inf", "vs input", "vs input", task ? " spearman" : "");
-  std::string rule(task ? 121 : 112, '-');
+                     "ms p50", "±95% CI", "mJ/inf", "vs input", "vs input", task ? " spearman  emb cos" : "");
+  std::string rule(task ? 130 : 112, '-');
   out += rule + "\n" + row("input model", first);
   for (size_t i = 0; i < passes.size(); ++i) {
     const auto& p = passes[i];

@@ -414,32 +414,46 @@ bool cpu_has_avx2_fma() {
 
 }  // namespace
 
+void w4_group_params(const float* w, int64_t n, float* scale, uint8_t* zero) {
+  float lo = 0.0f, hi = 0.0f;
+  for (int64_t k = 0; k < n; ++k) lo = std::min(lo, w[k]), hi = std::max(hi, w[k]);
+  float s = (hi - lo) / static_cast<float>(kW4Max);
+  int z = 0;
+  if (s > 0.0f && std::isfinite(s))
+    z = clamp_q(std::nearbyint(-lo / s));
+  else
+    s = 1.0f;  // all-zero group (or a range that underflows): dequantizes to exact zeros
+  *scale = s;
+  *zero = static_cast<uint8_t>(z);
+}
+
+int w4_code(float w, float scale, int zero) { return clamp_q(std::nearbyint(w / scale) + static_cast<float>(zero)); }
+
+void pack_w4(const uint8_t* codes, int64_t N, int64_t K, uint8_t* qweight) {
+  const int64_t rb = w4_row_bytes(K);
+  for (int64_t n = 0; n < N; ++n) {
+    uint8_t* qr = qweight + n * rb;
+    std::memset(qr, 0, static_cast<size_t>(rb));
+    for (int64_t k = 0; k < K; ++k) qr[k >> 1] |= static_cast<uint8_t>((codes[n * K + k] & 0x0F) << ((k & 1) * 4));
+  }
+}
+
 void quantize_w4_rtn(const float* w, int64_t N, int64_t K, int64_t group, uint8_t* qweight, float* scales,
                      uint8_t* zeros) {
   check_args("quantize_w4_rtn", 0, N, K, group);
-  const int64_t rb = w4_row_bytes(K), ng = w4_groups(K, group);
+  const int64_t ng = w4_groups(K, group);
+  std::vector<uint8_t> codes(static_cast<size_t>(N * K));
   for (int64_t n = 0; n < N; ++n) {
     const float* wr = w + n * K;
-    uint8_t* qr = qweight + n * rb;
-    std::memset(qr, 0, static_cast<size_t>(rb));
     for (int64_t g = 0; g < ng; ++g) {
       const int64_t k0 = g * group, k1 = std::min(K, k0 + group);
-      float lo = 0.0f, hi = 0.0f;
-      for (int64_t k = k0; k < k1; ++k) lo = std::min(lo, wr[k]), hi = std::max(hi, wr[k]);
-      float scale = (hi - lo) / static_cast<float>(kW4Max);
-      int zero = 0;
-      if (scale > 0.0f && std::isfinite(scale))
-        zero = clamp_q(std::nearbyint(-lo / scale));
-      else
-        scale = 1.0f;  // all-zero group (or a range that underflows): dequantizes to exact zeros
-      for (int64_t k = k0; k < k1; ++k) {
-        const int q = clamp_q(std::nearbyint(wr[k] / scale) + static_cast<float>(zero));
-        qr[k >> 1] |= static_cast<uint8_t>(q << ((k & 1) * 4));
-      }
-      scales[n * ng + g] = scale;
-      zeros[n * ng + g] = static_cast<uint8_t>(zero);
+      float& scale = scales[n * ng + g];
+      uint8_t& zero = zeros[n * ng + g];
+      w4_group_params(wr + k0, k1 - k0, &scale, &zero);
+      for (int64_t k = k0; k < k1; ++k) codes[n * K + k] = static_cast<uint8_t>(w4_code(wr[k], scale, zero));
     }
   }
+  pack_w4(codes.data(), N, K, qweight);
 }
 
 void dequantize_w4(const uint8_t* qweight, const float* scales, const uint8_t* zeros, int64_t N, int64_t K,

@@ -21,6 +21,12 @@ namespace joule::kernels {
 void quantize_w4_rtn(const float* w, int64_t N, int64_t K, int64_t group, uint8_t* qweight, float* scales,
                      uint8_t* zeros);
 
+// The pieces of quantize_w4_rtn, for quantizers that choose codes themselves (GPTQ): the (scale, zero) of one
+// group of n weights, the code of one weight under them, and the nibble packing of codes [N, K] (0..15).
+void w4_group_params(const float* w, int64_t n, float* scale, uint8_t* zero);
+int w4_code(float w, float scale, int zero);
+void pack_w4(const uint8_t* codes, int64_t N, int64_t K, uint8_t* qweight);
+
 // w[n, k] = scales[n, g] * float(q[n, k] - zeros[n, g]), g = k / G; w is [N, K] float.
 void dequantize_w4(const uint8_t* qweight, const float* scales, const uint8_t* zeros, int64_t N, int64_t K,
                    int64_t group, float* w);

@@ -279,7 +279,29 @@ StsbScore evaluate_stsb(const SentenceEncoder& enc, Module& m, const std::vector
     predicted.push_back((a.dot(b) / (a.norm() * b.norm()).clamp_min(1e-12)).item<double>());
     gold.push_back(p.score);
   }
-  return {100 * text::spearman(predicted, gold), 100 * text::pearson(predicted, gold), pairs.size()};
+  return {100 * text::spearman(predicted, gold), 100 * text::pearson(predicted, gold), pairs.size(), e};
+}
+
+std::vector<std::vector<c10::IValue>> text_calibration(const SentenceEncoder& enc, const std::string& path,
+                                                       int64_t samples) {
+  if (!std::filesystem::is_regular_file(path)) fail("calibration file '{}': no such file", path);
+  std::vector<std::string> texts;
+  if (path.size() >= 4 && path.compare(path.size() - 4, 4, ".tsv") == 0) {
+    for (const auto& p : text::load_stsb(path)) texts.insert(texts.end(), {p.a, p.b});
+  } else {
+    std::ifstream f(path);
+    for (std::string line; std::getline(f, line);)
+      if (line.find_first_not_of(" \t\r") != std::string::npos) texts.push_back(line);
+  }
+  if (texts.empty()) fail("calibration file '{}': no text in it", path);
+  const size_t n = std::min<size_t>(texts.size(), static_cast<size_t>(samples));
+  std::vector<std::vector<c10::IValue>> batches;
+  for (size_t i = 0; i < n; ++i) {
+    const auto ids = enc.tokenizer.encode(texts[i * texts.size() / n], static_cast<size_t>(enc.max_length));
+    at::Tensor input = at::tensor(ids, at::kLong).unsqueeze(0);
+    batches.push_back({input, at::ones_like(input)});
+  }
+  return batches;
 }
 
 SentenceEncoder encoder_from_archive(const LoadedModel& lm, const std::string& path) {

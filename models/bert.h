@@ -53,9 +53,16 @@ SentenceEncoder encoder_from_archive(const LoadedModel& lm, const std::string& o
 // mask), and the files that make the saved archive an encoder again.
 LoadedModel load_hf_as_model(const std::string& dir);
 
+// Calibration batches for an encoder from text: an STS-B TSV (both sentences of each pair) or a file of one
+// text per line. `samples` texts evenly spaced over the file (all when there are fewer), each its own batch
+// of one (input_ids [1, T], attention_mask [1, T]) so that no padding enters the statistics.
+std::vector<std::vector<c10::IValue>> text_calibration(const SentenceEncoder& enc, const std::string& path,
+                                                       int64_t samples);
+
 struct StsbScore {
   double spearman = 0, pearson = 0;  // x100
   size_t pairs = 0;
+  at::Tensor embeddings;  // [distinct sentences, hidden], in order of first appearance in the pairs
 };
 // Cosine similarity of the two sentences' embeddings against the gold scores.
 StsbScore evaluate_stsb(const SentenceEncoder& enc, torch::jit::Module& m, const std::vector<text::StsbPair>& pairs,

@@ -9,6 +9,7 @@
 
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
 
+#include <cmath>
 #include <functional>
 #include <map>
 #include <set>
@@ -46,23 +47,60 @@ QuantizeOptions QuantizeOptions::from_json(const nlohmann::json& j) {
       if (!v.is_number_integer()) fail("quantize: group must be an integer");
       o.group = v.get<int64_t>();
     } else if (k == "method") {
-      if (v != "rtn") fail("quantize: method {} is not available yet (rtn)", v.dump());
+      if (v == "rtn") o.method = QuantMethod::RTN;
+      else if (v == "gptq") o.method = QuantMethod::GPTQ;
+      else fail("quantize: unknown method {} (rtn, gptq)", v.dump());
+    } else if (k == "act") {
+      if (v == "dynamic") o.static_act = false;
+      else if (v == "static") o.static_act = true;
+      else fail("quantize: unknown act {} (dynamic, static)", v.dump());
+    } else if (k == "smooth") {
+      if (!v.is_number()) fail("quantize: smooth must be a number in (0, 1]");
+      o.smooth = v.get<double>();
+      if (!(o.smooth >= 0 && o.smooth <= 1)) fail("quantize: smooth {} is outside [0, 1]", o.smooth);
+    } else if (k == "calib") {
+      if (!v.is_string() || v.get<std::string>().empty()) fail("quantize: calib must be a file path");
+      o.calib = v.get<std::string>();
+    } else if (k == "calib_samples") {
+      if (!v.is_number_integer() || v.get<int64_t>() < 1) fail("quantize: calib_samples must be a positive integer");
+      o.calib_samples = v.get<int64_t>();
+    } else if (k == "act_order") {
+      if (!v.is_boolean()) fail("quantize: act_order must be true or false");
+      o.gptq.act_order = v.get<bool>();
+    } else if (k == "damp") {
+      if (!v.is_number() || !(v.get<double>() > 0 && v.get<double>() <= 1)) fail("quantize: damp must be in (0, 1]");
+      o.gptq.damp = v.get<double>();
     } else if (k == "include") {
       o.include = glob_list(v, "quantize", "include");
     } else if (k == "exclude") {
       o.exclude = glob_list(v, "quantize", "exclude");
     } else {
-      fail("quantize: unknown option '{}' (scheme, group, method, include, exclude)", k);
+      fail("quantize: unknown option '{}' (scheme, group, method, act, smooth, calib, calib_samples, act_order, damp, "
+           "include, exclude)", k);
     }
   }
-  if (o.scheme == QuantScheme::W4 && (o.group < 2 || (o.group & (o.group - 1)) != 0))
-    fail("quantize: group {} is not a power of two >= 2", o.group);
+  const bool w4 = o.scheme == QuantScheme::W4;
+  if (w4 && (o.group < 2 || (o.group & (o.group - 1)) != 0)) fail("quantize: group {} is not a power of two >= 2", o.group);
+  if (!w4 && o.method == QuantMethod::GPTQ) fail("quantize: method gptq applies to scheme w4 (w8a8 uses rtn)");
+  if (w4 && (o.static_act || o.smooth > 0)) fail("quantize: act and smooth apply to scheme w8a8 (w4 keeps float activations)");
+  if (o.method != QuantMethod::GPTQ && (j.contains("act_order") || j.contains("damp")))
+    fail("quantize: act_order and damp apply to method gptq");
+  if (o.needs_calibration() && o.calib.empty())
+    fail("quantize: {} needs calibration data (calib: FILE)",
+         o.method == QuantMethod::GPTQ ? "method gptq" : o.static_act ? "act static" : "smooth");
+  if (!o.needs_calibration() && !o.calib.empty())
+    fail("quantize: calib is only used by method gptq, act static or smooth");
   return o;
 }
 
 nlohmann::json QuantizeOptions::to_json() const {
-  nlohmann::json j = {{"scheme", scheme == QuantScheme::W8A8 ? "w8a8" : "w4"}, {"method", "rtn"}};
+  nlohmann::json j = {{"scheme", scheme == QuantScheme::W8A8 ? "w8a8" : "w4"},
+                      {"method", method == QuantMethod::GPTQ ? "gptq" : "rtn"}};
   if (scheme == QuantScheme::W4) j["group"] = group;
+  if (method == QuantMethod::GPTQ) j["act_order"] = gptq.act_order, j["damp"] = gptq.damp;
+  if (scheme == QuantScheme::W8A8) j["act"] = static_act ? "static" : "dynamic";
+  if (smooth > 0) j["smooth"] = smooth;
+  if (!calib.empty()) j["calib"] = calib, j["calib_samples"] = calib_samples;
   if (!include.empty()) j["include"] = include;
   if (!exclude.empty()) j["exclude"] = exclude;
   return j;
@@ -102,10 +140,14 @@ PassResult QuantizePass::run(torch::jit::Module& m, Context& ctx) {
   }
   if (sites.empty()) fail("quantize: no linear layer to quantize");
 
+  // Calibration statistics come from the model as it is now, before any layer is rewritten.
+  const CalibrationStats* stats = opts_.needs_calibration() ? &ctx.calibration_stats(m, opts_.calib, opts_.calib_samples) : nullptr;
+
   PassResult r;
   auto& layers = r.stats["layers"] = nlohmann::json::array();
+  double err_rtn = 0, err_gptq = 0;
   int64_t bytes_before = 0, bytes_after = 0;
-  std::map<std::string, std::vector<std::string>> packed;  // weight path -> buffer names, once per weight
+  std::map<std::string, std::map<std::string, std::string>> packed;  // weight path -> role -> buffer name
   torch::NoGradGuard no_grad;
   for (const auto& s : sites) {
     at::Tensor w = get_tensor(m, s.weight);
@@ -115,11 +157,38 @@ PassResult QuantizePass::run(torch::jit::Module& m, Context& ctx) {
              c10::toString(w.scalar_type()), fmt::format("[{}]", fmt::join(w.sizes(), ", ")));
       at::Tensor wc = w.detach().contiguous();
       int64_t N = wc.size(0), K = wc.size(1);
+      const LinearStats* st = nullptr;
+      if (stats) {
+        auto it = stats->find(s.weight);
+        if (it != stats->end() && it->second.rows > 0) st = &it->second;
+        else r.warnings.push_back(fmt::format("'{}' saw no calibration input: quantized with rtn and dynamic "
+                                              "activations", s.module));
+      }
+      nlohmann::json layer = {{"module", s.module}, {"shape", w.sizes().vec()}};
       std::vector<std::pair<std::string, at::Tensor>> bufs;
       if (opts_.scheme == QuantScheme::W8A8) {
+        at::Tensor smooth_inv;
+        if (st && opts_.smooth > 0) {
+          // SmoothQuant: s_k = max|x_k|^a / max|w_k|^(1-a) moves activation range into the weights (w * s, x / s).
+          at::Tensor xmax = st->absmax.clamp_min(1e-5), wmax = wc.abs().amax(0).clamp_min(1e-5);
+          at::Tensor sm = (xmax.pow(opts_.smooth) / wmax.pow(1 - opts_.smooth)).clamp_min(1e-5);
+          wc = (wc * sm.unsqueeze(0)).contiguous();
+          smooth_inv = sm.reciprocal().contiguous();
+        }
         at::Tensor q = at::empty({N, K}, at::kChar), sc = at::empty({N}, at::kFloat);
         kernels::quantize_rows_s8(wc.data_ptr<float>(), N, K, q.data_ptr<int8_t>(), sc.data_ptr<float>());
         bufs = {{"qweight", q}, {"w_scale", sc}};
+        if (st && opts_.static_act) {
+          at::Tensor amax = smooth_inv.defined() ? st->absmax * smooth_inv : st->absmax;
+          float xs = amax.max().item<float>() / float(kernels::kW8Max);
+          if (xs > 0 && std::isfinite(xs)) {
+            bufs.push_back({"x_scale", at::full({1}, xs, at::kFloat)});
+            layer["x_scale"] = xs;
+          } else {
+            r.warnings.push_back(fmt::format("'{}': calibration inputs were all zero; activations stay dynamic", s.module));
+          }
+        }
+        if (smooth_inv.defined()) bufs.push_back({"smooth_inv", smooth_inv});
       } else {
         if (opts_.group > K) fail("quantize: group {} exceeds the input features of '{}' (K = {})", opts_.group, s.weight, K);
         int64_t G = kernels::w4_groups(K, opts_.group);
@@ -127,28 +196,48 @@ PassResult QuantizePass::run(torch::jit::Module& m, Context& ctx) {
                    z = at::empty({N, G}, at::kByte);
         kernels::quantize_w4_rtn(wc.data_ptr<float>(), N, K, opts_.group, q.data_ptr<uint8_t>(), sc.data_ptr<float>(),
                                  z.data_ptr<uint8_t>());
+        if (st && opts_.method == QuantMethod::GPTQ) {
+          auto dequant = [&](const W4Packed& p) {
+            at::Tensor d = at::empty({N, K}, at::kFloat);
+            kernels::dequantize_w4(p.qweight.data_ptr<uint8_t>(), p.scales.data_ptr<float>(), p.zeros.data_ptr<uint8_t>(),
+                                   N, K, opts_.group, d.data_ptr<float>());
+            return d;
+          };
+          W4Packed g = gptq_w4(wc, st->xtx, opts_.group, opts_.gptq);
+          double e_rtn = output_error(wc, dequant({q, sc, z}), st->xtx, st->rows);
+          double e_gptq = output_error(wc, dequant(g), st->xtx, st->rows);
+          layer["output_error_rtn"] = e_rtn, layer["output_error_gptq"] = e_gptq;
+          err_rtn += e_rtn, err_gptq += e_gptq;
+          q = g.qweight, sc = g.scales, z = g.zeros;
+        }
         bufs = {{"qweight", q}, {"scales", sc}, {"zeros", z}};
       }
       int64_t after = 0;
       for (auto& [what, t] : bufs) {
         std::string name = buffer_name(s.weight, what.c_str());
         m.register_buffer(name, t);
-        packed[s.weight].push_back(name);
+        packed[s.weight][what] = name;
         after += static_cast<int64_t>(t.nbytes());
       }
       bytes_before += static_cast<int64_t>(w.nbytes());
       bytes_after += after;
-      layers.push_back({{"module", s.module}, {"shape", w.sizes().vec()}, {"bytes_before", w.nbytes()}, {"bytes_after", after}});
+      layer["bytes_before"] = w.nbytes(), layer["bytes_after"] = after;
+      layers.push_back(layer);
     }
-    // Rewrite the node: x, packed buffers read from self, bias as it was.
+    // Rewrite the node: x, packed buffers read from self, bias as it was (then the W8A8 options or None).
     torch::jit::WithInsertPoint guard(s.node);
-    std::vector<torch::jit::NamedValue> args{s.node->input(0)};
-    for (const auto& name : packed[s.weight]) args.emplace_back(g->insertGetAttr(self, name));
-    if (opts_.scheme == QuantScheme::W4) {
-      args.emplace_back(g->insertConstant(opts_.group));
-      args.emplace_back(g->insertConstant(w.size(1)));
+    const auto& bufs = packed[s.weight];
+    auto buf = [&](const char* what) -> torch::jit::Value* {
+      auto it = bufs.find(what);
+      return it == bufs.end() ? g->insertConstant(c10::IValue()) : g->insertGetAttr(self, it->second);
+    };
+    std::vector<torch::jit::NamedValue> args{s.node->input(0), buf("qweight")};
+    if (opts_.scheme == QuantScheme::W8A8) {
+      args.insert(args.end(), {buf("w_scale"), s.node->input(2), buf("x_scale"), buf("smooth_inv")});
+    } else {
+      args.insert(args.end(), {buf("scales"), buf("zeros"), g->insertConstant(opts_.group),
+                               g->insertConstant(w.size(1)), s.node->input(2)});
     }
-    args.emplace_back(s.node->input(2));
     auto op = c10::Symbol::fromQualString(opts_.scheme == QuantScheme::W8A8 ? "joule::linear_w8a8" : "joule::linear_w4");
     torch::jit::Value* out = g->insert(op, args);
     s.node->output()->replaceAllUsesWith(out);
@@ -164,6 +253,12 @@ PassResult QuantizePass::run(torch::jit::Module& m, Context& ctx) {
   r.stats["weight_bytes_before"] = bytes_before;
   r.stats["weight_bytes_after"] = bytes_after;
   r.stats["weight_bytes_ratio"] = bytes_before ? double(bytes_after) / double(bytes_before) : 0.0;
+  if (err_rtn > 0) {
+    // GPTQ's objective summed over layers, against RTN on the same calibration data (lower is better).
+    r.stats["output_error_rtn"] = err_rtn;
+    r.stats["output_error_gptq"] = err_gptq;
+    r.stats["gptq_error_ratio"] = err_gptq / err_rtn;
+  }
   r.changed = true;
   return r;
 }

@@ -1,5 +1,6 @@
 // Weight quantization of aten::linear layers: W8A8 (int8 weights per output channel, int8 activations per
-// token at run time) and W4 (group-wise asymmetric 4-bit weights, float activations), round-to-nearest.
+// token at run time, or with one calibrated scale per layer, optionally SmoothQuant-migrated) and W4
+// (group-wise asymmetric 4-bit weights, float activations), round-to-nearest or GPTQ.
 // The pass rewrites the model: forward is inlined, each quantized aten::linear becomes joule::linear_w8a8 or
 // joule::linear_w4 (kernels/ops/ops.h) over packed buffers stored on the top module, and the float weight
 // is replaced by an empty tensor, so the saved archive is really smaller. Loading the result needs the
@@ -10,15 +11,26 @@
 #include <vector>
 
 #include "compress/pass.h"
+#include "compress/passes/gptq.h"
 
 namespace joule {
 
 enum class QuantScheme { W8A8, W4 };
 
+enum class QuantMethod { RTN, GPTQ };
+
 struct QuantizeOptions {
   QuantScheme scheme = QuantScheme::W8A8;
   int64_t group = 128;  // W4: input features per (scale, zero) group; a power of two >= 2
+  QuantMethod method = QuantMethod::RTN;  // GPTQ: W4 only, needs calibration
+  GptqOptions gptq;
+  bool static_act = false;  // W8A8: one activation scale per layer from calibration (else per token at run time)
+  double smooth = 0;        // W8A8: SmoothQuant migration strength alpha in (0, 1]; 0 = off
+  std::string calib;        // calibration file: text for sentence encoders (.tsv/.txt), else .safetensors
+  int64_t calib_samples = 512;
   std::vector<std::string> include, exclude;  // globs over module paths
+
+  bool needs_calibration() const { return method == QuantMethod::GPTQ || static_act || smooth > 0; }
 
   static QuantizeOptions from_json(const nlohmann::json& j);  // validates; one-line errors
   nlohmann::json to_json() const;
