@@ -221,6 +221,51 @@ TEST(Cli, QuantizedMiniLMReloadsInAFreshProcessWithTheSameScore) {
   EXPECT_FALSE(fs::exists(d / "x.pt"));
 }
 
+TEST(Cli, GptqKeepsMiniLMEmbeddingsCloserThanRtn) {
+  // Same group size, same STS-B sentences: GPTQ calibrated on STS-B train text must leave the embeddings closer
+  // to fp32 than RTN does, and lower its own objective (the layers' output error) well below RTN's.
+  fs::path data_dir = fs::path(JOULE_SOURCE_DIR) / ".." / "shared" / "data" / "stsb";
+  std::string minilm = JOULE_MINILM_DIR;
+  if (minilm.empty() || !fs::exists(data_dir / "train.tsv")) GTEST_SKIP() << "needs the MiniLM package and STS-B";
+  fs::path d = scratch();
+  std::string data = stsb_subset(data_dir / "dev.tsv", d);
+  auto run = [&](const std::string& extra, const std::string& name) {
+    CliRun r = cli("quantize --scheme w4 --group 128 " + extra + " " + minilm + " -o " + (d / (name + ".pt")).string() +
+                   " --stsb " + data + " --report " + (d / (name + ".json")).string() + " --energy-windows 2 --reps 2");
+    EXPECT_EQ(r.code, 0) << r.err;
+    return nlohmann::json::parse(slurp(d / (name + ".json")))["passes"][0];
+  };
+  auto rtn = run("", "rtn");
+  auto gptq = run("--method gptq --calib " + (data_dir / "train.tsv").string() + " --calib-samples 256", "gptq");
+  EXPECT_LT(gptq["stats"]["gptq_error_ratio"].get<double>(), 0.6);
+  double cos_rtn = rtn["after"]["quality"]["stsb_embedding_cosine"], cos_gptq = gptq["after"]["quality"]["stsb_embedding_cosine"];
+  EXPECT_LT(1 - cos_gptq, 0.6 * (1 - cos_rtn)) << "rtn " << cos_rtn << " gptq " << cos_gptq;
+  EXPECT_EQ(gptq["options"]["method"], "gptq");
+  expect_one_line_error(cli("quantize --scheme w4 --method gptq --calib /no/such.tsv " + minilm + " -o " +
+                            (d / "x.pt").string()), "no such file");
+  EXPECT_FALSE(fs::exists(d / "x.pt"));
+}
+
+TEST(Cli, CalibrationErrorsAreOneLine) {
+  fs::path d = scratch();
+  std::string mlp = test::model_path("mlp"), out = " -o " + (d / "x.pt").string();
+  expect_one_line_error(cli("quantize --scheme w4 --method gptq " + mlp + out), "needs calibration data");
+  expect_one_line_error(cli("quantize --scheme w8a8 --act static " + mlp + out), "needs calibration data");
+  expect_one_line_error(cli("quantize --scheme w8a8 --method gptq --calib x.tsv " + mlp + out), "applies to scheme w4");
+  expect_one_line_error(cli("quantize --scheme w4 --act static --calib x.tsv " + mlp + out), "apply to scheme w8a8");
+  expect_one_line_error(cli("quantize --scheme w8a8 --smooth 1.5 --calib x.tsv " + mlp + out), "outside [0, 1]");
+  expect_one_line_error(cli("quantize --scheme w8a8 --calib x.tsv " + mlp + out), "only used by");
+  std::ofstream(d / "lines.txt") << "a sentence\n";
+  expect_one_line_error(cli("quantize --scheme w4 --group 32 --method gptq --calib " + (d / "lines.txt").string() + " " +
+                            mlp + out), "needs a sentence encoder");
+  expect_one_line_error(cli("quantize --scheme w4 --group 32 --method gptq --calib " + (d / "none.safetensors").string() +
+                            " " + mlp + out), "no such file");
+  std::ofstream(d / "corrupt.safetensors") << "not a safetensors file";
+  expect_one_line_error(cli("quantize --scheme w4 --group 32 --method gptq --calib " + (d / "corrupt.safetensors").string() +
+                            " " + mlp + out), "corrupt.safetensors");
+  EXPECT_FALSE(fs::exists(d / "x.pt"));
+}
+
 TEST(Cli, InspectPrintsLayerTableAndTotals) {
   CliRun r = cli("inspect " + test::model_path("cnn"));
   ASSERT_EQ(r.code, 0) << r.err;
