@@ -34,8 +34,11 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <limits>
 #include <memory>
 #include <vector>
@@ -438,6 +441,7 @@ Plan plan(int64_t M, int64_t K, int64_t N) {
 // One parallel region: prepare every widened x row (prep(m, xw + m * Kp): widen qx, or quantize x), then the tiles.
 thread_local Scratch xw_scratch, xs_scratch;  // widened x rows; linear_w8a8's per-token scales
 thread_local Scratch tmp_scratch;              // one smoothed x row per worker thread
+thread_local Scratch q_scratch;                // one int8 x row per worker thread (VNNI path)
 
 template <class Prep, class Out>
 void run_avx2(int64_t M, int64_t K, const int8_t* qw, int64_t N, const Prep& prep, const Out& out) {
@@ -454,6 +458,207 @@ void run_avx2(int64_t M, int64_t K, const int8_t* qw, int64_t N, const Prep& pre
         gemm_tile_avx2(xw, Kp, qw, K, N, mt * p.mb, std::min(M, (mt + 1) * p.mb), nt * p.nb,
                        std::min(N, (nt + 1) * p.nb), out);
   }
+}
+
+// ---- GEMM, AVX-512 VNNI -------------------------------------------------------------------------------------
+//
+// vpdpbusd multiplies 4 unsigned bytes by 4 signed bytes and adds the 4 products to an int32 lane, without
+// saturation (the sum wraps). x is made unsigned, xu = q + 128 in [1, 255], and the weights of a column tile are
+// repacked per call so that one 64-byte vector holds 16 output columns x 4 consecutive k ([k/4][16 cols][4 k]):
+// a broadcast dword of xu (4 k of one row) times one packed vector adds to 16 columns at once, so no horizontal
+// sums are needed. sum_k xu * q_w = sum_k q_x * q_w + 128 * sum_k q_w, and the exact result is recovered by
+// subtracting 128 * colsum (computed while packing). Exactness: every partial sum is taken mod 2^32 and the true
+// result lies in int32 (K <= kW8A8MaxK), so the wrapped arithmetic gives it exactly, as the reference does.
+// The repack costs one pass over the tile's weights, small against the M / 6 passes of the row groups, so this
+// path serves M >= kVnniMinRows; fewer rows are memory-bound and take the AVX2 kernels, which stream the weights
+// in place.
+
+#define JOULE_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")))
+
+constexpr int64_t kVnniMinRows = 16;
+std::atomic<bool> vnni_disabled{false};
+
+// JOULE_CPU_ISA=avx2 keeps the AVX2 kernels on a VNNI machine (like oneDNN's ONEDNN_MAX_CPU_ISA), for comparisons.
+bool has_vnni() {
+  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
+                         !(std::getenv("JOULE_CPU_ISA") && std::string(std::getenv("JOULE_CPU_ISA")) == "avx2");
+  return ok && !vnni_disabled.load(std::memory_order_relaxed);
+}
+
+// Columns [n0, n1) of qw [N, K] into pw: per 16-column vector v, [K4 / 4][16][4] bytes (zero beyond n1 and K);
+// colsum[c] = sum_k qw[n0 + c, k] (0 for padding columns). One gather of 16 dwords (4 k of 16 rows) per packed
+// vector; vpdpbusd with all-ones bytes sums each lane's 4 weights into the column sums on the way.
+JOULE_VNNI void pack_vnni(const int8_t* qw, int64_t K, int64_t K4, int64_t n0, int64_t n1, int8_t* pw, int32_t* colsum) {
+  const int64_t nv = (n1 - n0 + 15) / 16, K4full = K & ~int64_t(3);
+  const __m512i ones = _mm512_set1_epi8(1), lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  for (int64_t v = 0; v < nv; ++v) {
+    const int64_t c0 = n0 + 16 * v, cols = std::min<int64_t>(16, n1 - c0);
+    const __mmask16 live = static_cast<__mmask16>((1u << cols) - 1);
+    const __m512i rows = _mm512_mullo_epi32(lane, _mm512_set1_epi32(static_cast<int32_t>(K)));  // row offsets, bytes
+    const int8_t* base = qw + c0 * K;
+    int8_t* dst = pw + v * 16 * K4;
+    __m512i sum = _mm512_setzero_si512();
+    int64_t k = 0;
+    for (; k < K4full; k += 4) {
+      __m512i w = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, rows, base + k, 1);
+      _mm512_storeu_si512(dst + k * 16, w);
+      sum = _mm512_dpbusd_epi32(sum, ones, w);
+    }
+    if (k < K4) {  // the last 1-3 k: bytewise, the rest of the dword zero
+      alignas(64) int8_t t[64] = {};
+      for (int64_t c = 0; c < cols; ++c)
+        for (int64_t kk = k; kk < K; ++kk) t[c * 4 + (kk - k)] = base[c * K + kk];
+      const __m512i w = _mm512_load_si512(t);
+      _mm512_storeu_si512(dst + k * 16, w);
+      sum = _mm512_dpbusd_epi32(sum, ones, w);
+    }
+    _mm512_storeu_si512(colsum + 16 * v, sum);
+  }
+}
+
+// MR rows x NR 16-column vectors over all of K: acc[i][j] (row i, columns 16j..16j+15) = sum_k xu * w, then the
+// corrected sums go to out[i * 64 + 16 j + lane].
+template <int MR, int NR>
+JOULE_VNNI __attribute__((noinline)) void tile_vnni(const uint8_t* xu, int64_t K4, const int8_t* pw, const int32_t* colsum,
+                                                    int32_t* out) {
+  __m512i acc[MR][NR];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_si512();
+  const int64_t vstride = 16 * K4;  // bytes per packed 16-column vector over all of K
+  for (int64_t k4 = 0; k4 < K4; k4 += 4) {
+    __m512i w[NR];
+#pragma GCC unroll 4
+    for (int j = 0; j < NR; ++j) w[j] = _mm512_loadu_si512(pw + j * vstride + k4 * 16);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      int32_t x4;
+      std::memcpy(&x4, xu + i * K4 + k4, 4);
+      const __m512i xb = _mm512_set1_epi32(x4);
+#pragma GCC unroll 4
+      for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], xb, w[j]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int j = 0; j < NR; ++j) {
+    const __m512i corr = _mm512_slli_epi32(_mm512_loadu_si512(colsum + 16 * j), 7);  // 128 * colsum
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) _mm512_storeu_si512(out + i * 64 + 16 * j, _mm512_sub_epi32(acc[i][j], corr));
+  }
+}
+
+// The hot tile, 6 rows x 64 columns, written out: GCC keeps an array of 24 zmm accumulators on the stack, these
+// 24 variables in registers (24 accumulators + 4 weight vectors + 1 broadcast of 32).
+#define JOULE_VROW(r, A0, A1, A2, A3)                                                  \
+  {                                                                                    \
+    int32_t x4;                                                                        \
+    std::memcpy(&x4, xu + (r) * K4 + k4, 4);                                           \
+    const __m512i xb = _mm512_set1_epi32(x4);                                          \
+    A0 = _mm512_dpbusd_epi32(A0, xb, w0);                                              \
+    A1 = _mm512_dpbusd_epi32(A1, xb, w1);                                              \
+    A2 = _mm512_dpbusd_epi32(A2, xb, w2);                                              \
+    A3 = _mm512_dpbusd_epi32(A3, xb, w3);                                              \
+  }
+
+template <>
+JOULE_VNNI __attribute__((noinline)) void tile_vnni<6, 4>(const uint8_t* xu, int64_t K4, const int8_t* pw,
+                                                          const int32_t* colsum, int32_t* out) {
+  __m512i a00 = _mm512_setzero_si512(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00,
+          a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00, a40 = a00,
+          a41 = a00, a42 = a00, a43 = a00, a50 = a00, a51 = a00, a52 = a00, a53 = a00;
+  const int64_t vstride = 16 * K4;
+  for (int64_t k4 = 0; k4 < K4; k4 += 4) {
+    const int8_t* p = pw + k4 * 16;
+    const __m512i w0 = _mm512_loadu_si512(p), w1 = _mm512_loadu_si512(p + vstride),
+                  w2 = _mm512_loadu_si512(p + 2 * vstride), w3 = _mm512_loadu_si512(p + 3 * vstride);
+    JOULE_VROW(0, a00, a01, a02, a03) JOULE_VROW(1, a10, a11, a12, a13) JOULE_VROW(2, a20, a21, a22, a23)
+    JOULE_VROW(3, a30, a31, a32, a33) JOULE_VROW(4, a40, a41, a42, a43) JOULE_VROW(5, a50, a51, a52, a53)
+  }
+  const __m512i acc[24] = {a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23,
+                           a30, a31, a32, a33, a40, a41, a42, a43, a50, a51, a52, a53};
+  for (int j = 0; j < 4; ++j) {
+    const __m512i corr = _mm512_slli_epi32(_mm512_loadu_si512(colsum + 16 * j), 7);  // 128 * colsum
+    for (int i = 0; i < 6; ++i) _mm512_storeu_si512(out + i * 64 + 16 * j, _mm512_sub_epi32(acc[i * 4 + j], corr));
+  }
+}
+#undef JOULE_VROW
+
+// Rows of one micro-tile height against every column group of the packed tile.
+template <int MR, class Out>
+JOULE_VNNI void rows_vnni(const uint8_t* xu, int64_t K4, const int8_t* pw, const int32_t* colsum, int64_t m,
+                          int64_t n0, int64_t n1, int64_t N, const Out& out) {
+  alignas(64) int32_t buf[MR * 64];
+  const int64_t nv = (n1 - n0 + 15) / 16, vstride = 16 * K4;
+  for (int64_t v = 0; v < nv; v += 4) {
+    switch (std::min<int64_t>(4, nv - v)) {
+      case 4: tile_vnni<MR, 4>(xu, K4, pw + v * vstride, colsum + 16 * v, buf); break;
+      case 3: tile_vnni<MR, 3>(xu, K4, pw + v * vstride, colsum + 16 * v, buf); break;
+      case 2: tile_vnni<MR, 2>(xu, K4, pw + v * vstride, colsum + 16 * v, buf); break;
+      default: tile_vnni<MR, 1>(xu, K4, pw + v * vstride, colsum + 16 * v, buf); break;
+    }
+    const int64_t c0 = n0 + 16 * v, cnt = std::min<int64_t>(64, n1 - c0);
+    for (int i = 0; i < MR; ++i) out(m + i, c0, cnt, N, buf + i * 64);
+  }
+}
+
+thread_local Scratch pw_scratch, colsum_scratch;  // one packed column tile per worker thread
+
+template <class Prep, class Out>
+void run_vnni(int64_t M, int64_t K, const int8_t* qw, int64_t N, const Prep& prep, const Out& out) {
+  const int64_t K4 = (K + 3) & ~int64_t(3);
+  auto* xu = static_cast<uint8_t*>(xw_scratch.get(size_t(M) * size_t(K4)));
+  const Plan p = plan(M, K, N);
+#pragma omp parallel if (p.parallel)
+  {
+#pragma omp for schedule(static)
+    for (int64_t m = 0; m < M; ++m) prep(m, xu + m * K4);
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t mt = 0; mt < p.m_tiles; ++mt)
+      for (int64_t nt = 0; nt < p.n_tiles; ++nt) {
+        const int64_t m0 = mt * p.mb, m1 = std::min(M, m0 + p.mb), n0 = nt * p.nb, n1 = std::min(N, n0 + p.nb);
+        const int64_t ncols = (n1 - n0 + 15) / 16 * 16;
+        auto* pw = static_cast<int8_t*>(pw_scratch.get(size_t(ncols * K4)));
+        auto* colsum = static_cast<int32_t*>(colsum_scratch.get(size_t(ncols) * sizeof(int32_t)));
+        pack_vnni(qw, K, K4, n0, n1, pw, colsum);
+        int64_t m = m0;
+        for (; m + 6 <= m1; m += 6) rows_vnni<6>(xu + m * K4, K4, pw, colsum, m, n0, n1, N, out);
+        switch (m1 - m) {
+          case 5: rows_vnni<5>(xu + m * K4, K4, pw, colsum, m, n0, n1, N, out); break;
+          case 4: rows_vnni<4>(xu + m * K4, K4, pw, colsum, m, n0, n1, N, out); break;
+          case 3: rows_vnni<3>(xu + m * K4, K4, pw, colsum, m, n0, n1, N, out); break;
+          case 2: rows_vnni<2>(xu + m * K4, K4, pw, colsum, m, n0, n1, N, out); break;
+          case 1: rows_vnni<1>(xu + m * K4, K4, pw, colsum, m, n0, n1, N, out); break;
+          default: break;
+        }
+      }
+  }
+}
+
+// x row q (int8, K values) -> xu = q + 128 as bytes (flipping the sign bit), padded to K4 with 128 (= q 0).
+JOULE_AVX2 void offset_row(const int8_t* q, int64_t K, int64_t K4, uint8_t* xu) {
+  const __m256i flip = _mm256_set1_epi8(char(0x80));
+  int64_t k = 0;
+  for (; k + 32 <= K; k += 32)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(xu + k),
+                        _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + k)), flip));
+  for (; k < K; ++k) xu[k] = static_cast<uint8_t>(q[k] ^ 0x80);
+  for (; k < K4; ++k) xu[k] = 0x80;
+}
+
+// The VNNI path fed with int8 rows: prep8(m, q) writes row m's int8 values (quantized, or copied), then they are
+// offset into the unsigned layout.
+template <class Prep8, class Out>
+void run_vnni_s8(int64_t M, int64_t K, const int8_t* qw, int64_t N, const Prep8& prep8, const Out& out) {
+  const int64_t K4 = (K + 3) & ~int64_t(3);
+  run_vnni(M, K, qw, N,
+           [&](int64_t m, uint8_t* xu) {
+             auto* q = static_cast<int8_t*>(q_scratch.get(size_t(K)));
+             prep8(m, q);
+             offset_row(q, K, K4, xu);
+           },
+           out);
 }
 
 }  // namespace
@@ -503,6 +708,9 @@ void gemm_s8s8(const int8_t* qx, const float* x_scale, int64_t M, int64_t K, con
                int64_t N, const float* bias, float* y) {
   if (M <= 0 || N <= 0) return;
   if (!has_avx2() || K > kW8A8MaxK) return gemm_s8s8_ref(qx, x_scale, M, K, qw, w_scale, N, bias, y);
+  if (M >= kVnniMinRows && has_vnni())
+    return run_vnni_s8(M, K, qw, N, [=](int64_t m, int8_t* q) { std::memcpy(q, qx + m * K, size_t(K)); },
+                       FloatOut{x_scale, w_scale, bias, y});
   const int64_t Kp = (K + 15) & ~int64_t(15);
   run_avx2(M, K, qw, N, [=](int64_t m, int16_t* xw) { widen_row_avx2(qx + m * K, K, Kp, xw); },
            FloatOut{x_scale, w_scale, bias, y});
@@ -523,6 +731,13 @@ void linear_w8a8(const float* x, int64_t M, int64_t K, const int8_t* qw, const f
   if (M <= 0 || N <= 0) return;
   if (!has_avx2() || K > kW8A8MaxK) return linear_w8a8_ref(x, M, K, qw, w_scale, N, bias, y, aq);
   auto* xs = static_cast<float*>(xs_scratch.get(size_t(M) * sizeof(float)));
+  if (M >= kVnniMinRows && has_vnni())
+    return run_vnni_s8(M, K, qw, N,
+                       [=](int64_t m, int8_t* q) {
+                         float* tmp = aq.smooth_inv ? static_cast<float*>(tmp_scratch.get(size_t(K) * sizeof(float))) : nullptr;
+                         quantize_row_avx2(x + m * K, K, q, K, xs + m, aq, tmp);
+                       },
+                       FloatOut{xs, w_scale, bias, y});
   const int64_t Kp = (K + 15) & ~int64_t(15);
   run_avx2(M, K, qw, N,
            [=](int64_t m, int16_t* xw) {
@@ -544,9 +759,14 @@ void gemm_s8s8_s32(const int8_t* qx, int64_t M, int64_t K, const int8_t* qw, int
       }
     return;
   }
+  if (M >= kVnniMinRows && has_vnni())
+    return run_vnni_s8(M, K, qw, N, [=](int64_t m, int8_t* q) { std::memcpy(q, qx + m * K, size_t(K)); }, S32Out{acc});
   const int64_t Kp = (K + 15) & ~int64_t(15);
   run_avx2(M, K, qw, N, [=](int64_t m, int16_t* xw) { widen_row_avx2(qx + m * K, K, Kp, xw); }, S32Out{acc});
 }
+
+void use_vnni(bool on) { vnni_disabled.store(!on, std::memory_order_relaxed); }
+bool vnni_available() { return has_vnni(); }
 }  // namespace detail
 
 }  // namespace joule::kernels

@@ -51,6 +51,10 @@ namespace detail {
 // Test-only view of the fast path's integer accumulators: acc[m,n] = sum_k qx[m,k] * qw[n,k] as int32, computed by
 // the same blocked kernels and threading as gemm_s8s8 (only the epilogue differs). acc int32 [M, N].
 void gemm_s8s8_s32(const int8_t* qx, int64_t M, int64_t K, const int8_t* qw, int64_t N, int32_t* acc);
+// The fast path has two GEMM kernels: AVX2 (any M) and AVX-512 VNNI (M >= 16, on CPUs that have it). Tests
+// switch VNNI off to check the AVX2 kernels on such CPUs too; vnni_available() tells whether it would run.
+void use_vnni(bool on);
+bool vnni_available();
 }  // namespace detail
 
 }  // namespace joule::kernels

@@ -29,6 +29,17 @@ struct ThreadsGuard {
   ~ThreadsGuard() { omp_set_num_threads(saved); }
 };
 
+// The GEMM kernels to check: AVX2 always, AVX-512 VNNI as well where the CPU has it (it serves M >= 16).
+// Restores the default (VNNI when available) at scope exit.
+struct GemmPaths {
+  std::vector<bool> vnni{false};
+  GemmPaths() {
+    k::detail::use_vnni(true);
+    if (k::detail::vnni_available()) vnni.push_back(true);
+  }
+  ~GemmPaths() { k::detail::use_vnni(true); }
+};
+
 std::vector<int8_t> random_q(std::mt19937& rng, int64_t rows, int64_t cols, int64_t zero_row = -1) {
   std::uniform_int_distribution<int> d(-k::kW8Max, k::kW8Max);
   std::vector<int8_t> q(size_t(rows * cols));
@@ -194,28 +205,32 @@ TEST(W8A8, QuantizeRoundTripErrorBound) {
 TEST(W8A8, GemmMatchesReferenceBitExact) {
   ThreadsGuard guard;
   std::mt19937 rng(3);
-  for (int t : kThreads) {
-    omp_set_num_threads(t);
-    for (int64_t M : kMs)
-      for (int64_t K : kKs)
-        for (int64_t N : kNs) {
-          auto qx = random_q(rng, M, K, M > 2 ? 1 : -1);
-          auto qw = random_q(rng, N, K, N > 2 ? N - 2 : -1);
-          auto xs = random_f(rng, size_t(M), 1e-3f, 1.0f), ws = random_f(rng, size_t(N), 1e-3f, 1.0f);
-          auto bias = random_f(rng, size_t(N), -2.0f, 2.0f);
-          for (const float* b : {static_cast<const float*>(nullptr), static_cast<const float*>(bias.data())}) {
-            std::vector<float> y(size_t(M * N), NAN), yr(size_t(M * N), NAN);
-            k::gemm_s8s8(qx.data(), xs.data(), M, K, qw.data(), ws.data(), N, b, y.data());
-            k::gemm_s8s8_ref(qx.data(), xs.data(), M, K, qw.data(), ws.data(), N, b, yr.data());
-            ASSERT_TRUE(same_bits(y, yr))
-                << "M=" << M << " K=" << K << " N=" << N << " bias=" << (b != nullptr) << " threads=" << t;
+  GemmPaths paths;
+  for (bool vnni : paths.vnni) {
+    k::detail::use_vnni(vnni);
+    for (int t : kThreads) {
+      omp_set_num_threads(t);
+      for (int64_t M : kMs)
+        for (int64_t K : kKs)
+          for (int64_t N : kNs) {
+            auto qx = random_q(rng, M, K, M > 2 ? 1 : -1);
+            auto qw = random_q(rng, N, K, N > 2 ? N - 2 : -1);
+            auto xs = random_f(rng, size_t(M), 1e-3f, 1.0f), ws = random_f(rng, size_t(N), 1e-3f, 1.0f);
+            auto bias = random_f(rng, size_t(N), -2.0f, 2.0f);
+            for (const float* b : {static_cast<const float*>(nullptr), static_cast<const float*>(bias.data())}) {
+              std::vector<float> y(size_t(M * N), NAN), yr(size_t(M * N), NAN);
+              k::gemm_s8s8(qx.data(), xs.data(), M, K, qw.data(), ws.data(), N, b, y.data());
+              k::gemm_s8s8_ref(qx.data(), xs.data(), M, K, qw.data(), ws.data(), N, b, yr.data());
+              ASSERT_TRUE(same_bits(y, yr))
+                  << "M=" << M << " K=" << K << " N=" << N << " bias=" << (b != nullptr) << " threads=" << t;
+            }
+            std::vector<int32_t> acc(size_t(M * N));
+            k::detail::gemm_s8s8_s32(qx.data(), M, K, qw.data(), N, acc.data());
+            auto want = s64_ref(qx.data(), M, K, qw.data(), N);
+            for (size_t i = 0; i < acc.size(); ++i)
+              ASSERT_EQ(acc[i], want[i]) << "M=" << M << " K=" << K << " N=" << N << " threads=" << t << " at " << i;
           }
-          std::vector<int32_t> acc(size_t(M * N));
-          k::detail::gemm_s8s8_s32(qx.data(), M, K, qw.data(), N, acc.data());
-          auto want = s64_ref(qx.data(), M, K, qw.data(), N);
-          for (size_t i = 0; i < acc.size(); ++i)
-            ASSERT_EQ(acc[i], want[i]) << "M=" << M << " K=" << K << " N=" << N << " threads=" << t << " at " << i;
-        }
+    }
   }
 }
 
@@ -223,22 +238,26 @@ TEST(W8A8, LinearMatchesReferenceBitExact) {
   // linear_w8a8 quantizes straight into the GEMM's int16 layout: same q, same scales, same outputs as the reference.
   ThreadsGuard guard;
   std::mt19937 rng(7);
-  for (int t : kThreads) {
-    omp_set_num_threads(t);
-    for (int64_t M : kMs)
-      for (int64_t K : kKs)
-        for (int64_t N : {int64_t(1), int64_t(7), int64_t(129)}) {
-          auto x = random_x(rng, M, K, M > 2 ? 2 : -1);
-          auto qw = random_q(rng, N, K, N > 2 ? 1 : -1);
-          auto ws = random_f(rng, size_t(N), 1e-3f, 1.0f), bias = random_f(rng, size_t(N), -2.0f, 2.0f);
-          for (const float* b : {static_cast<const float*>(nullptr), static_cast<const float*>(bias.data())}) {
-            std::vector<float> y(size_t(M * N), NAN), yr(size_t(M * N), NAN);
-            k::linear_w8a8(x.data(), M, K, qw.data(), ws.data(), N, b, y.data());
-            k::linear_w8a8_ref(x.data(), M, K, qw.data(), ws.data(), N, b, yr.data());
-            ASSERT_TRUE(same_bits(y, yr))
-                << "M=" << M << " K=" << K << " N=" << N << " bias=" << (b != nullptr) << " threads=" << t;
+  GemmPaths paths;
+  for (bool vnni : paths.vnni) {
+    k::detail::use_vnni(vnni);
+    for (int t : kThreads) {
+      omp_set_num_threads(t);
+      for (int64_t M : kMs)
+        for (int64_t K : kKs)
+          for (int64_t N : {int64_t(1), int64_t(7), int64_t(129)}) {
+            auto x = random_x(rng, M, K, M > 2 ? 2 : -1);
+            auto qw = random_q(rng, N, K, N > 2 ? 1 : -1);
+            auto ws = random_f(rng, size_t(N), 1e-3f, 1.0f), bias = random_f(rng, size_t(N), -2.0f, 2.0f);
+            for (const float* b : {static_cast<const float*>(nullptr), static_cast<const float*>(bias.data())}) {
+              std::vector<float> y(size_t(M * N), NAN), yr(size_t(M * N), NAN);
+              k::linear_w8a8(x.data(), M, K, qw.data(), ws.data(), N, b, y.data());
+              k::linear_w8a8_ref(x.data(), M, K, qw.data(), ws.data(), N, b, yr.data());
+              ASSERT_TRUE(same_bits(y, yr))
+                  << "M=" << M << " K=" << K << " N=" << N << " bias=" << (b != nullptr) << " threads=" << t;
+            }
           }
-        }
+    }
   }
 }
 
@@ -247,18 +266,22 @@ TEST(W8A8, GemmLargeShapesUseSeveralTiles) {
   ThreadsGuard guard;
   std::mt19937 rng(4);
   struct Shape { int64_t M, K, N; };
-  for (int t : kThreads) {
-    omp_set_num_threads(t);
-    for (Shape s : {Shape{9, 1000, 1001}, Shape{1, 4096, 515}, Shape{2, 4100, 131}, Shape{128, 384, 1536},
-                    Shape{130, 1536, 77}})
-    {
-      auto qx = random_q(rng, s.M, s.K), qw = random_q(rng, s.N, s.K, 5);
-      auto xs = random_f(rng, size_t(s.M), 1e-3f, 1.0f), ws = random_f(rng, size_t(s.N), 1e-3f, 1.0f);
-      auto bias = random_f(rng, size_t(s.N), -2.0f, 2.0f);
-      std::vector<float> y(size_t(s.M * s.N)), yr(y.size());
-      k::gemm_s8s8(qx.data(), xs.data(), s.M, s.K, qw.data(), ws.data(), s.N, bias.data(), y.data());
-      k::gemm_s8s8_ref(qx.data(), xs.data(), s.M, s.K, qw.data(), ws.data(), s.N, bias.data(), yr.data());
-      ASSERT_TRUE(same_bits(y, yr)) << "M=" << s.M << " K=" << s.K << " N=" << s.N << " threads=" << t;
+  GemmPaths paths;
+  for (bool vnni : paths.vnni) {
+    k::detail::use_vnni(vnni);
+    for (int t : kThreads) {
+      omp_set_num_threads(t);
+      for (Shape s : {Shape{9, 1000, 1001}, Shape{1, 4096, 515}, Shape{2, 4100, 131}, Shape{128, 384, 1536},
+                      Shape{130, 1536, 77}})
+      {
+        auto qx = random_q(rng, s.M, s.K), qw = random_q(rng, s.N, s.K, 5);
+        auto xs = random_f(rng, size_t(s.M), 1e-3f, 1.0f), ws = random_f(rng, size_t(s.N), 1e-3f, 1.0f);
+        auto bias = random_f(rng, size_t(s.N), -2.0f, 2.0f);
+        std::vector<float> y(size_t(s.M * s.N)), yr(y.size());
+        k::gemm_s8s8(qx.data(), xs.data(), s.M, s.K, qw.data(), ws.data(), s.N, bias.data(), y.data());
+        k::gemm_s8s8_ref(qx.data(), xs.data(), s.M, s.K, qw.data(), ws.data(), s.N, bias.data(), yr.data());
+        ASSERT_TRUE(same_bits(y, yr)) << "M=" << s.M << " K=" << s.K << " N=" << s.N << " threads=" << t;
+      }
     }
   }
 }
@@ -269,26 +292,30 @@ TEST(W8A8, WorstCaseSumsAreExactInt32) {
   ThreadsGuard guard;
   std::mt19937 rng(5);
   std::bernoulli_distribution coin;
-  for (int t : kThreads) {
-    omp_set_num_threads(t);
-    for (int64_t K : {int64_t(4096), int64_t(4099), k::kW8A8MaxK}) {
-      const int64_t M = K > 5000 ? 2 : 7, N = K > 5000 ? 3 : 19;
-      std::vector<int8_t> qx(size_t(M * K)), qw(size_t(N * K));
-      for (int64_t m = 0; m < M; ++m)
-        for (int64_t kk = 0; kk < K; ++kk) qx[m * K + kk] = m == 0 ? 127 : m == 1 ? -127 : (coin(rng) ? 127 : -127);
-      for (int64_t n = 0; n < N; ++n)
-        for (int64_t kk = 0; kk < K; ++kk) qw[n * K + kk] = n == 0 ? 127 : n == 1 ? -127 : (coin(rng) ? 127 : -127);
-      std::vector<int32_t> acc(size_t(M * N));
-      k::detail::gemm_s8s8_s32(qx.data(), M, K, qw.data(), N, acc.data());
-      auto want = s64_ref(qx.data(), M, K, qw.data(), N);
-      EXPECT_EQ(want[0], K * 16129);
-      EXPECT_EQ(want[1], -K * 16129);
-      for (size_t i = 0; i < acc.size(); ++i) ASSERT_EQ(acc[i], want[i]) << "K=" << K << " at " << i;
-      std::vector<float> ones(size_t(std::max(M, N)), 1.0f), y(size_t(M * N)), yr(y.size());
-      k::gemm_s8s8(qx.data(), ones.data(), M, K, qw.data(), ones.data(), N, nullptr, y.data());
-      k::gemm_s8s8_ref(qx.data(), ones.data(), M, K, qw.data(), ones.data(), N, nullptr, yr.data());
-      EXPECT_TRUE(same_bits(y, yr)) << "K=" << K;
-      for (size_t i = 0; i < y.size(); ++i) EXPECT_EQ(y[i], static_cast<float>(want[i]));
+  GemmPaths paths;
+  for (bool vnni : paths.vnni) {
+    k::detail::use_vnni(vnni);
+    for (int t : kThreads) {
+      omp_set_num_threads(t);
+      for (int64_t K : {int64_t(4096), int64_t(4099), k::kW8A8MaxK}) {
+        const int64_t M = vnni ? 16 : K > 5000 ? 2 : 7, N = K > 5000 ? 3 : 19;
+        std::vector<int8_t> qx(size_t(M * K)), qw(size_t(N * K));
+        for (int64_t m = 0; m < M; ++m)
+          for (int64_t kk = 0; kk < K; ++kk) qx[m * K + kk] = m == 0 ? 127 : m == 1 ? -127 : (coin(rng) ? 127 : -127);
+        for (int64_t n = 0; n < N; ++n)
+          for (int64_t kk = 0; kk < K; ++kk) qw[n * K + kk] = n == 0 ? 127 : n == 1 ? -127 : (coin(rng) ? 127 : -127);
+        std::vector<int32_t> acc(size_t(M * N));
+        k::detail::gemm_s8s8_s32(qx.data(), M, K, qw.data(), N, acc.data());
+        auto want = s64_ref(qx.data(), M, K, qw.data(), N);
+        EXPECT_EQ(want[0], K * 16129);
+        EXPECT_EQ(want[1], -K * 16129);
+        for (size_t i = 0; i < acc.size(); ++i) ASSERT_EQ(acc[i], want[i]) << "K=" << K << " at " << i;
+        std::vector<float> ones(size_t(std::max(M, N)), 1.0f), y(size_t(M * N)), yr(y.size());
+        k::gemm_s8s8(qx.data(), ones.data(), M, K, qw.data(), ones.data(), N, nullptr, y.data());
+        k::gemm_s8s8_ref(qx.data(), ones.data(), M, K, qw.data(), ones.data(), N, nullptr, yr.data());
+        EXPECT_TRUE(same_bits(y, yr)) << "K=" << K;
+        for (size_t i = 0; i < y.size(); ++i) EXPECT_EQ(y[i], static_cast<float>(want[i]));
+      }
     }
   }
 }
@@ -362,28 +389,33 @@ TEST(W8A8, StaticScaleAndSmoothingMatchReferenceBitExact) {
   // factor, alone and together, fast path against the reference on odd shapes and both thread counts.
   ThreadsGuard guard;
   std::mt19937 rng(11);
-  for (int t : kThreads) {
-    omp_set_num_threads(t);
-    for (int64_t M : {int64_t(1), int64_t(5), int64_t(17)})
-      for (int64_t K : {int64_t(3), int64_t(33), int64_t(384)})
-        for (int mode = 1; mode < 4; ++mode) {
-          const int64_t N = 7;
-          auto x = random_x(rng, M, K, M > 2 ? 2 : -1);
-          auto qw = random_q(rng, N, K);
-          auto ws = random_f(rng, size_t(N), 1e-3f, 1.0f), smooth = random_f(rng, size_t(K), 0.1f, 10.0f);
-          k::ActQuant aq;
-          if (mode & 1) aq.smooth_inv = smooth.data();
-          if (mode & 2) aq.static_scale = 0.05f;  // most rows of random_x overflow it and clamp
-          std::vector<int8_t> q(size_t(M * K)), qr(size_t(M * K));
-          std::vector<float> s(static_cast<size_t>(M)), sr(static_cast<size_t>(M)), y(size_t(M * N)), yr(size_t(M * N));
-          k::quantize_rows_s8(x.data(), M, K, q.data(), s.data(), aq);
-          k::quantize_rows_s8_ref(x.data(), M, K, qr.data(), sr.data(), aq);
-          ASSERT_EQ(q, qr) << "M=" << M << " K=" << K << " mode=" << mode;
-          ASSERT_TRUE(same_bits(s, sr));
-          k::linear_w8a8(x.data(), M, K, qw.data(), ws.data(), N, nullptr, y.data(), aq);
-          k::linear_w8a8_ref(x.data(), M, K, qw.data(), ws.data(), N, nullptr, yr.data(), aq);
-          ASSERT_TRUE(same_bits(y, yr)) << "M=" << M << " K=" << K << " mode=" << mode << " threads=" << t;
-        }
+  GemmPaths paths;
+  for (bool vnni : paths.vnni) {
+    k::detail::use_vnni(vnni);
+    for (int t : kThreads) {
+      omp_set_num_threads(t);
+      for (int64_t M : {int64_t(1), int64_t(5), int64_t(17), int64_t(40)})
+        for (int64_t K : {int64_t(3), int64_t(33), int64_t(384)})
+          for (int mode = 1; mode < 4; ++mode) {
+            const int64_t N = 7;
+            auto x = random_x(rng, M, K, M > 2 ? 2 : -1);
+            auto qw = random_q(rng, N, K);
+            auto ws = random_f(rng, size_t(N), 1e-3f, 1.0f), smooth = random_f(rng, size_t(K), 0.1f, 10.0f);
+            k::ActQuant aq;
+            if (mode & 1) aq.smooth_inv = smooth.data();
+            if (mode & 2) aq.static_scale = 0.05f;  // most rows of random_x overflow it and clamp
+            std::vector<int8_t> q(size_t(M * K)), qr(size_t(M * K));
+            std::vector<float> s(static_cast<size_t>(M)), sr(static_cast<size_t>(M));
+            std::vector<float> y(size_t(M * N)), yr(size_t(M * N));
+            k::quantize_rows_s8(x.data(), M, K, q.data(), s.data(), aq);
+            k::quantize_rows_s8_ref(x.data(), M, K, qr.data(), sr.data(), aq);
+            ASSERT_EQ(q, qr) << "M=" << M << " K=" << K << " mode=" << mode;
+            ASSERT_TRUE(same_bits(s, sr));
+            k::linear_w8a8(x.data(), M, K, qw.data(), ws.data(), N, nullptr, y.data(), aq);
+            k::linear_w8a8_ref(x.data(), M, K, qw.data(), ws.data(), N, nullptr, yr.data(), aq);
+            ASSERT_TRUE(same_bits(y, yr)) << "M=" << M << " K=" << K << " mode=" << mode << " threads=" << t;
+          }
+    }
   }
 }
 
