@@ -179,6 +179,26 @@ void set_forward(torch::jit::Module& m, std::shared_ptr<Graph> graph) {
 
 std::optional<std::string> attr_path_of(Value* v, Value* self) { return attr_path(v, self); }
 
+std::map<std::string, size_t> attr_readers(const std::shared_ptr<Graph>& g) {
+  Value* self = g->inputs().at(0);
+  std::vector<Node*> nodes;
+  collect(g->block(), nodes);
+  std::map<std::string, size_t> readers;
+  for (Node* n : nodes) {
+    if (n->kind() == prim::GetAttr) continue;
+    for (Value* in : n->inputs())
+      if (auto p = attr_path(in, self)) ++readers[*p];
+  }
+  return readers;
+}
+
+std::string packed_buffer_name(const std::string& weight_path, const std::string& what) {
+  std::string s = "_joule_" + weight_path;
+  for (char& c : s)
+    if (c == '.') c = '_';
+  return s + "_" + what;
+}
+
 namespace {
 
 // The weight ops of the inlined forward, in graph order, with the parameter use counts.
@@ -224,6 +244,7 @@ Scan scan(const torch::jit::Module& module) {
 
   static const c10::Symbol kLinearW8A8 = c10::Symbol::fromQualString("joule::linear_w8a8");
   static const c10::Symbol kLinearW4 = c10::Symbol::fromQualString("joule::linear_w4");
+  static const c10::Symbol kLinearSp24 = c10::Symbol::fromQualString("joule::linear_sp24");
   std::vector<Found>& found = sc.found;
   for (Node* n : nodes) {
     auto k = n->kind();
@@ -245,21 +266,23 @@ Scan scan(const torch::jit::Module& module) {
       } else if (param_of(n->input(0), d)) {
         w_idx = 0, act = 1;  // W @ x: W is [N, K]
       }
-    } else if (k == kLinearW8A8 || k == kLinearW4) {
+    } else if (k == kLinearW8A8 || k == kLinearW4 || k == kLinearSp24) {
       // Packed weights are buffers of the top module, not parameters: resolved by path alone.
       op.kind = OpKind::Linear, op.in_dim = 1, op.out_dim = 0;
-      op.quant = k == kLinearW8A8 ? "w8a8" : "w4";
+      op.quant = k == kLinearW8A8 ? "w8a8" : k == kLinearW4 ? "w4" : "sp24";
       auto q = attr_path(n->input(1), self);
       if (!q) continue;
       op.weight = *q;
       op.weight_shape = get_tensor(module, *q).sizes().vec();
-      // W8A8: w_scale, then the optional x_scale and smooth_inv after the bias; W4: scales, zeros.
-      const std::vector<size_t> extra = k == kLinearW8A8 ? std::vector<size_t>{2, 4, 5} : std::vector<size_t>{2, 3};
+      // W8A8: w_scale, then the optional x_scale and smooth_inv after the bias; W4: scales, zeros; SP24: meta.
+      const std::vector<size_t> extra = k == kLinearW8A8 ? std::vector<size_t>{2, 4, 5}
+                                        : k == kLinearW4  ? std::vector<size_t>{2, 3}
+                                                          : std::vector<size_t>{2};
       for (size_t i : extra)
         if (i < n->inputs().size())
           if (auto t = attr_path(n->input(i), self)) op.quant_tensors.push_back(*t);
       bool bd = false;
-      if (auto b = param_of(n->input(k == kLinearW8A8 ? 3 : 6), bd); b && !bd) op.bias = *b;
+      if (auto b = param_of(n->input(k == kLinearW8A8 ? 3 : k == kLinearW4 ? 6 : 4), bd); b && !bd) op.bias = *b;
       op.uses = 1;
       found.push_back({n, op, 0});
       continue;

@@ -9,6 +9,7 @@
 #include <torch/script.h>
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,8 +29,9 @@ struct WeightOp {
   int out_dim = -1;  // weight dimension that indexes output features
   int64_t groups = 1;
   bool derived = false;  // the op sees a slice/chunk of the parameter (e.g. packed attention in_proj)
-  std::string quant;     // "" for float ops; "w8a8" / "w4" for joule:: quantized linears (weight = packed buffer)
-  std::vector<std::string> quant_tensors;  // the other packed buffers of a quantized op (scales, zeros)
+  std::string quant;     // "" for float ops; "w8a8" / "w4" / "sp24" for joule:: packed linears (weight = packed
+                         // buffer: qweight, or the 2:4 values)
+  std::vector<std::string> quant_tensors;  // the other packed buffers of a packed op (scales, zeros, 2:4 meta)
   int uses = 1;          // number of graph nodes reading this parameter
   // Filled by the shape probe (analyze with inputs); calls == 0 when the op did not run on the workload.
   std::vector<int64_t> input_shape, output_shape;
@@ -72,6 +74,13 @@ std::shared_ptr<torch::jit::Graph> inlined_forward(const torch::jit::Module& m);
 void set_forward(torch::jit::Module& m, std::shared_ptr<torch::jit::Graph> graph);
 // The parameter path of a weight operand reached through prim::GetAttr from `self` (nullopt otherwise).
 std::optional<std::string> attr_path_of(torch::jit::Value* v, torch::jit::Value* self);
+// How many graph inputs (node operands, in every block) read each attribute path of `self` directly, GetAttr
+// chains excluded. A rewriting pass that empties a weight checks that its own sites are all the readers.
+std::map<std::string, size_t> attr_readers(const std::shared_ptr<torch::jit::Graph>& g);
+
+// Name of a packed buffer that a rewriting pass registers on the top module for a weight:
+// "_joule_" + weight path with '.' -> '_' + "_" + what (e.g. "_joule_blocks_0_a_weight_qweight").
+std::string packed_buffer_name(const std::string& weight_path, const std::string& what);
 
 // Submodule and tensor access by dotted path ("blocks.0.a", "blocks.0.a.weight").
 torch::jit::Module submodule(const torch::jit::Module& root, const std::string& path);

@@ -10,44 +10,27 @@
 #include <vector>
 
 #include "cuda/fragments.h"
+#include "kernels/sp24.h"
 
 namespace joule::cuda {
+
+// The row loops are kernels/sp24.h's (shared with the CPU float format, so both write the same metadata), run
+// on 16-bit patterns; frag::sp24_chunk in the device compressor applies the same position rule.
+static_assert(kernels::kSp24Chunk == kSp24Chunk && kernels::kSp24Kept == kSp24Kept &&
+                  kernels::kSp24KAlign == kSp24KAlign,
+              "the CPU (kernels/quant_formats.h) and GPU (cuda/formats.h) SP24 formats must agree");
 
 Status compress_sp24_ref(const uint16_t* w, int64_t N, int64_t K, uint16_t* values, uint16_t* meta) {
   if (N < 0 || K < 0 || K % kSp24KAlign != 0) return Status::kInvalidShape;
   if (N > 0 && K > 0 && (!w || !values || !meta)) return Status::kInvalidShape;
-  bool ok = true;
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t wi = 0; wi < K / kSp24KPerMetaWord; ++wi) {
-      const uint16_t* src = w + n * K + wi * kSp24KPerMetaWord;
-      uint16_t* dst = values + n * (K / 2) + wi * 8;
-      uint32_t code = 0;
-      for (int c = 0; c < 4; ++c) {
-        int i0, i1;
-        ok &= frag::sp24_chunk(src + 4 * c, &i0, &i1) <= 2;
-        dst[2 * c] = src[4 * c + i0];
-        dst[2 * c + 1] = src[4 * c + i1];
-        code |= uint32_t(i0 | (i1 << 2)) << (4 * c);
-      }
-      meta[n * (K / kSp24KPerMetaWord) + wi] = uint16_t(code);
-    }
-  return ok ? Status::kOk : Status::kInvalidValue;
+  const int64_t bad = kernels::sp24_compress_rows(w, N, K, values, meta, [](uint16_t v) { return (v & 0x7fffu) != 0; });
+  return bad ? Status::kInvalidValue : Status::kOk;
 }
 
 Status decompress_sp24_ref(const uint16_t* values, const uint16_t* meta, int64_t N, int64_t K, uint16_t* w) {
   if (N < 0 || K < 0 || K % kSp24KAlign != 0) return Status::kInvalidShape;
   if (N > 0 && K > 0 && (!w || !values || !meta)) return Status::kInvalidShape;
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t c = 0; c < K / 4; ++c) {
-      const uint32_t code = (meta[n * (K / 16) + c / 4] >> (4 * (c % 4))) & 0xfu;
-      const int i0 = code & 3, i1 = code >> 2;
-      if (i0 >= i1) return Status::kInvalidValue;
-      uint16_t* dst = w + n * K + 4 * c;
-      std::fill(dst, dst + 4, uint16_t(0));
-      dst[i0] = values[n * (K / 2) + 2 * c];
-      dst[i1] = values[n * (K / 2) + 2 * c + 1];
-    }
-  return Status::kOk;
+  return kernels::sp24_decompress_rows(values, meta, N, K, w) ? Status::kOk : Status::kInvalidValue;
 }
 
 namespace ref {

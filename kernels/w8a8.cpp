@@ -489,9 +489,11 @@ bool has_vnni() {
 // Columns [n0, n1) of qw [N, K] into pw: per 16-column vector v, [K4 / 4][16][4] bytes (zero beyond n1 and K);
 // colsum[c] = sum_k qw[n0 + c, k] (0 for padding columns). One gather of 16 dwords (4 k of 16 rows) per packed
 // vector; vpdpbusd with all-ones bytes sums each lane's 4 weights into the column sums on the way.
-JOULE_VNNI void pack_vnni(const int8_t* qw, int64_t K, int64_t K4, int64_t n0, int64_t n1, int8_t* pw, int32_t* colsum) {
+JOULE_VNNI void pack_vnni(const int8_t* qw, int64_t K, int64_t K4, int64_t n0, int64_t n1, int8_t* pw,
+                          int32_t* colsum) {
   const int64_t nv = (n1 - n0 + 15) / 16, K4full = K & ~int64_t(3);
-  const __m512i ones = _mm512_set1_epi8(1), lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i ones = _mm512_set1_epi8(1);
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   for (int64_t v = 0; v < nv; ++v) {
     const int64_t c0 = n0 + 16 * v, cols = std::min<int64_t>(16, n1 - c0);
     const __mmask16 live = static_cast<__mmask16>((1u << cols) - 1);
@@ -520,8 +522,8 @@ JOULE_VNNI void pack_vnni(const int8_t* qw, int64_t K, int64_t K4, int64_t n0, i
 // MR rows x NR 16-column vectors over all of K: acc[i][j] (row i, columns 16j..16j+15) = sum_k xu * w, then the
 // corrected sums go to out[i * 64 + 16 j + lane].
 template <int MR, int NR>
-JOULE_VNNI __attribute__((noinline)) void tile_vnni(const uint8_t* xu, int64_t K4, const int8_t* pw, const int32_t* colsum,
-                                                    int32_t* out) {
+JOULE_VNNI __attribute__((noinline)) void tile_vnni(const uint8_t* xu, int64_t K4, const int8_t* pw,
+                                                    const int32_t* colsum, int32_t* out) {
   __m512i acc[MR][NR];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i)
@@ -543,7 +545,8 @@ JOULE_VNNI __attribute__((noinline)) void tile_vnni(const uint8_t* xu, int64_t K
   }
 #pragma GCC unroll 4
   for (int j = 0; j < NR; ++j) {
-    const __m512i corr = _mm512_slli_epi32(_mm512_loadu_si512(colsum + 16 * j), 7);  // 128 * colsum
+    // 128 * colsum (a multiply: GCC 12 warns falsely on _mm512_slli_epi32)
+    const __m512i corr = _mm512_mullo_epi32(_mm512_loadu_si512(colsum + 16 * j), _mm512_set1_epi32(128));
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) _mm512_storeu_si512(out + i * 64 + 16 * j, _mm512_sub_epi32(acc[i][j], corr));
   }
@@ -579,7 +582,8 @@ JOULE_VNNI __attribute__((noinline)) void tile_vnni<6, 4>(const uint8_t* xu, int
   const __m512i acc[24] = {a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23,
                            a30, a31, a32, a33, a40, a41, a42, a43, a50, a51, a52, a53};
   for (int j = 0; j < 4; ++j) {
-    const __m512i corr = _mm512_slli_epi32(_mm512_loadu_si512(colsum + 16 * j), 7);  // 128 * colsum
+    // 128 * colsum (a multiply: GCC 12 warns falsely on _mm512_slli_epi32)
+    const __m512i corr = _mm512_mullo_epi32(_mm512_loadu_si512(colsum + 16 * j), _mm512_set1_epi32(128));
     for (int i = 0; i < 6; ++i) _mm512_storeu_si512(out + i * 64 + 16 * j, _mm512_sub_epi32(acc[i * 4 + j], corr));
   }
 }

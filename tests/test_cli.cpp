@@ -94,6 +94,21 @@ TEST(Cli, PruneTwoFourOnPyTorchModelDoneWhen) {
   for (const auto& e : fs::directory_iterator(d)) EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos);
 }
 
+TEST(Cli, PruneTwoFourPackWritesSparseOps) {
+  fs::path d = scratch();
+  CliRun r = cli("prune --method 2:4 --pack " + test::model_path("mlp") + " -o " + (d / "out.pt").string() +
+                 " --report " + (d / "r.json").string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto lm = load_model((d / "out.pt").string());
+  int packed = 0;
+  for (const auto& op : analyze(lm.module).ops) packed += op.quant == "sp24";
+  EXPECT_GT(packed, 0);
+  auto j = nlohmann::json::parse(slurp(d / "r.json"));
+  const auto& p = j["passes"][0];
+  EXPECT_EQ(p["options"]["pack"], true);
+  EXPECT_LT(p["after"]["file_bytes"], p["before"]["file_bytes"]);  // 17 bits per dense weight instead of 32
+}
+
 TEST(Cli, RunRecipeFromTheIssue) {
   fs::path d = scratch();
   std::ofstream(d / "recipe.yaml") << "passes: [{prune: {method: \"2:4\"}}, "
@@ -294,6 +309,7 @@ TEST(Cli, BadInputGetsOneLineErrors) {
   expect_one_line_error(cli("prune " + (d / "trunc.pt").string() + out), "truncated");
   expect_one_line_error(cli("prune --bogus " + mlp + out), "--bogus");
   expect_one_line_error(cli("prune --sparsity 1.5 " + mlp + out), "outside [0, 1)");
+  expect_one_line_error(cli("prune --pack " + mlp + out), "pack needs method 2:4");
   expect_one_line_error(cli("prune --method 2:4 " + test::model_path("cnn") + out), "divisible by 4");
   expect_one_line_error(cli("prune --include 'decoder.*' " + mlp + out), "matches no prunable layer");
   expect_one_line_error(cli("prune " + test::model_path("mlp_noworkload") + out), "--input-shape");

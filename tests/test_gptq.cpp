@@ -165,7 +165,9 @@ TEST(Calibration, W8A8StaticScalesAndSmoothingStayClose) {
     if (opts.value("act", "") == "static") {
       // fc_in's input is x itself: the static scale is max|x| (smoothed when asked) / 127.
       double xs = r.stats["layers"][0]["x_scale"];
-      if (!opts.contains("smooth")) EXPECT_FLOAT_EQ(xs, x.abs().max().item<float>() / 127.0f);
+      if (!opts.contains("smooth")) {
+        EXPECT_FLOAT_EQ(xs, x.abs().max().item<float>() / 127.0f);
+      }
     }
     at::Tensor y = test::forward(m, x);
     EXPECT_GT((y.flatten().dot(ref.flatten()) / (y.norm() * ref.norm())).item<double>(), 0.999) << opts.dump();

@@ -98,6 +98,18 @@ TEST(Quantize, MiniLMSizeAndQuality) {
   }
 }
 
+TEST(Quantize, WeightsReadByFusedKernelsStayFloat) {
+  // nn.TransformerEncoderLayer's fast path (_transformer_encoder_layer_fwd) reads every weight as a float
+  // tensor; emptying one would break inference under no_grad, so the pass refuses them.
+  auto lm = load_model(test::model_path("encoder"));
+  try {
+    quantize(lm.module, {{"scheme", "w8a8"}});
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("also read by other ops"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Quantize, OptionErrors) {
   for (const char* bad : {R"({"scheme": "w3"})", R"({"scheme": "w4", "group": 100})", R"({"scheme": "w4", "group": 1})",
                           R"({"scheme": "w8a8", "method": "gptq"})", R"({"scheme": "w8a8", "colour": 1})"})

@@ -312,6 +312,9 @@ int main(int argc, char** argv) {
       ->allow_extra_args(false);
   prune->add_option("--exclude", exclude, "skip layers whose module path matches this glob (repeatable)")
       ->allow_extra_args(false);
+  bool pack = false;
+  prune->add_flag("--pack", pack, "2:4: rewrite pruned linears into joule::linear_sp24 (values + metadata, the "
+                  "sparse kernels' format); loading the output needs libjoule_ops");
   flags.add_to(prune);
 
   auto* quantize = app.add_subcommand("quantize", "weight quantization of linear layers: w8a8 or w4 (group-wise), RTN or GPTQ");
@@ -404,6 +407,7 @@ int main(int argc, char** argv) {
       if (!scope.empty()) o["scope"] = scope;
       if (!include.empty()) o["include"] = include;
       if (!exclude.empty()) o["exclude"] = exclude;
+      if (pack) o["pack"] = true;
       Pipeline p;
       p.add(make_pass("prune", o));
       return run_pipeline(p, model, out, flags, nullptr, "");

@@ -5,14 +5,24 @@
 //    that a layer's outputs feed exactly one consumer through zero-preserving ops (and maybe a batch norm),
 //    the layer and the consumer's input dimension are physically shrunk; elsewhere the rows are zeroed.
 // Selection is analysed on the weights as they are before any change, then applied.
+// Packing (2:4) follows the quantize pass's rewrite (compress/passes/quantize.cpp): analyse the inlined forward,
+// compress each weight once into buffers of the top module (the only module type certain to have one
+// instance), replace its aten::linear nodes, then empty the float weight.
 #include "compress/passes/prune.h"
 
+#include <torch/csrc/jit/passes/dead_code_elimination.h>
+
 #include <cmath>
+#include <functional>
+#include <map>
 #include <set>
 
 #include "compress/error.h"
+#include "compress/graph.h"
 #include "compress/passes/globs.h"
 #include "kernels/nm.h"
+#include "kernels/ops/ops.h"
+#include "kernels/sp24.h"
 
 namespace joule {
 
@@ -52,6 +62,9 @@ PruneOptions PruneOptions::from_json(const nlohmann::json& j) {
     } else if (k == "sparsity") {
       o.sparsity = number(v, "sparsity");
       sparsity_given = true;
+    } else if (k == "pack") {
+      if (!v.is_boolean()) fail("prune: 'pack' must be true or false");
+      o.pack = v.get<bool>();
     } else if (k == "scope") {
       std::string s = v.is_string() ? v.get<std::string>() : "";
       if (s != "layer" && s != "global") fail("prune: scope must be 'layer' or 'global'");
@@ -80,7 +93,7 @@ PruneOptions PruneOptions::from_json(const nlohmann::json& j) {
         }
       }
     } else {
-      fail("prune: unknown option '{}' (method, sparsity, scope, include, exclude, schedule)", k);
+      fail("prune: unknown option '{}' (method, sparsity, scope, include, exclude, schedule, pack)", k);
     }
   }
   if (o.method == PruneMethod::NM) {
@@ -90,6 +103,8 @@ PruneOptions PruneOptions::from_json(const nlohmann::json& j) {
     if (o.has_schedule) fail("prune: a gradual schedule applies to unstructured/structured pruning, not N:M");
     o.sparsity = implied;
   }
+  if (o.pack && !(o.method == PruneMethod::NM && o.n == 2 && o.m == 4))
+    fail("prune: pack needs method 2:4 (the format of the sparse kernels)");
   if (!(o.sparsity >= 0.0 && o.sparsity < 1.0)) fail("prune: sparsity {} is outside [0, 1)", o.sparsity);
   if (scope_given && o.global && o.method != PruneMethod::Unstructured)
     fail("prune: scope 'global' applies to unstructured pruning only");
@@ -109,6 +124,7 @@ nlohmann::json PruneOptions::to_json() const {
                 : method == PruneMethod::Structured ? "structured" : "unstructured";
   j["sparsity"] = sparsity;
   if (method == PruneMethod::Unstructured) j["scope"] = global ? "global" : "layer";
+  if (pack) j["pack"] = true;
   if (!include.empty()) j["include"] = include;
   if (!exclude.empty()) j["exclude"] = exclude;
   if (has_schedule)
@@ -163,6 +179,70 @@ nlohmann::json layer_stats(const WeightOp& op, const at::Tensor& before_w, const
   return {{"module", op.module},   {"op", op_kind_name(op.kind)},      {"action", action},
           {"shape_before", before_w.sizes().vec()}, {"shape_after", after_w.sizes().vec()},
           {"sparsity_after", double(zeros(after_w)) / double(std::max<int64_t>(after_w.numel(), 1))}};
+}
+
+// Rewrites the aten::linear nodes over the 2:4-pruned `weights` into joule::linear_sp24, in path order (the
+// buffers are registered deterministically). A weight stays dense (with a warning) when the SP24 format or the
+// rewrite cannot take it: not float32 [N, K], K % 16 != 0, or read by anything but aten::linear nodes (a slice,
+// a matmul: emptying it would break that reader).
+void pack_sp24(torch::jit::Module& m, const std::set<std::string>& weights, PassResult& r) {
+  ops::ensure_ops_registered();
+  auto g = inlined_forward(m);
+  torch::jit::Value* self = g->inputs().at(0);
+  std::map<std::string, std::vector<torch::jit::Node*>> linears;
+  std::map<std::string, size_t> readers = attr_readers(g);
+  std::function<void(torch::jit::Block*)> walk = [&](torch::jit::Block* b) {
+    for (auto* n : b->nodes()) {
+      for (auto* sb : n->blocks()) walk(sb);
+      if (n->kind() != c10::aten::linear) continue;
+      if (auto p = attr_path_of(n->input(1), self); p && weights.count(*p)) linears[*p].push_back(n);
+    }
+  };
+  walk(g->block());
+
+  int64_t bytes_before = 0, bytes_after = 0;
+  std::vector<std::string> packed;
+  for (const auto& path : weights) {
+    const auto& nodes = linears[path];
+    at::Tensor w = get_tensor(m, path);
+    if (nodes.empty() || nodes.size() != readers[path]) {
+      r.warnings.push_back(fmt::format("'{}' stays dense: it is read by ops other than a plain aten::linear", path));
+      continue;
+    }
+    if (w.scalar_type() != at::kFloat || w.dim() != 2 || w.size(1) % kernels::kSp24KAlign != 0) {
+      r.warnings.push_back(fmt::format("'{}' stays dense: 2:4 packing needs a float32 [N, K] weight with K % {} == 0, "
+                                       "got {} {}", path, kernels::kSp24KAlign, c10::toString(w.scalar_type()),
+                                       c10::str(w.sizes())));
+      continue;
+    }
+    at::Tensor wc = w.detach().contiguous();
+    const int64_t N = wc.size(0), K = wc.size(1);
+    at::Tensor values = at::empty({N, K / 2}, at::kFloat);
+    at::Tensor meta = at::empty({N, kernels::sp24_meta_cols(K)}, at::kShort);
+    kernels::compress_sp24(wc.data_ptr<float>(), N, K, values.data_ptr<float>(),
+                           reinterpret_cast<uint16_t*>(meta.data_ptr<int16_t>()));
+    const std::string vname = packed_buffer_name(path, "sp24_values"), mname = packed_buffer_name(path, "sp24_meta");
+    m.register_buffer(vname, values);
+    m.register_buffer(mname, meta);
+    for (auto* n : nodes) {
+      torch::jit::WithInsertPoint guard(n);
+      std::vector<torch::jit::NamedValue> args{n->input(0), g->insertGetAttr(self, vname),
+                                               g->insertGetAttr(self, mname), g->insertConstant(K), n->input(2)};
+      n->output()->replaceAllUsesWith(g->insert(c10::Symbol::fromQualString("joule::linear_sp24"), args));
+      n->destroy();
+    }
+    bytes_before += static_cast<int64_t>(w.nbytes());
+    bytes_after += static_cast<int64_t>(values.nbytes() + meta.nbytes());
+    packed.push_back(path);
+  }
+  if (packed.empty()) return;
+  torch::jit::EliminateDeadCode(g);
+  set_forward(m, g);
+  for (const auto& path : packed)
+    set_tensor(m, path, at::empty({0}, get_tensor(m, path).options()));  // the slot stays for shared types
+  r.stats["packed_layers"] = packed.size();
+  r.stats["packed_weight_bytes_before"] = bytes_before;
+  r.stats["packed_weight_bytes_after"] = bytes_after;
 }
 
 }  // namespace
@@ -289,6 +369,13 @@ PassResult PrunePass::run(torch::jit::Module& m, Context& ctx) {
   for (size_t i : targets) zero_after += zeros(get_tensor(m, a.ops[i].weight));
   r.stats["zeroed_weights"] = zero_after - zero_before;
   r.changed = r.changed || zero_after != zero_before;
+  if (opts_.pack) {
+    std::set<std::string> weights;
+    for (size_t i : targets)
+      if (a.ops[i].kind == OpKind::Linear) weights.insert(a.ops[i].weight);
+    pack_sp24(m, weights, r);  // after the statistics: packing empties the weights they count
+    r.changed = r.changed || r.stats.contains("packed_layers");
+  }
   return r;
 }
 

@@ -9,6 +9,7 @@
 
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <map>
@@ -23,16 +24,6 @@
 #include "kernels/w8a8.h"
 
 namespace joule {
-namespace {
-
-std::string buffer_name(const std::string& weight_path, const char* what) {
-  std::string s = "_joule_" + weight_path;
-  for (char& c : s)
-    if (c == '.') c = '_';
-  return s + "_" + what;
-}
-
-}  // namespace
 
 QuantizeOptions QuantizeOptions::from_json(const nlohmann::json& j) {
   if (!j.is_object()) fail("quantize: options must be a mapping");
@@ -125,25 +116,40 @@ PassResult QuantizePass::run(torch::jit::Module& m, Context& ctx) {
     }
   };
   walk(g->block());
+  std::map<std::string, size_t> linear_reads;
   for (auto* n : all) {
     if (n->kind() != c10::aten::linear) continue;
     auto w = attr_path_of(n->input(1), self);
     if (!w) continue;
     std::string module = w->substr(0, w->rfind('.'));
     modules_seen.insert(module);
-    if (selected(module, opts_.include, opts_.exclude)) sites.push_back({n, *w, module});
+    if (selected(module, opts_.include, opts_.exclude)) sites.push_back({n, *w, module}), ++linear_reads[*w];
   }
+  // The float weight is emptied after packing: a weight that something else reads too (a fused kernel such as
+  // _transformer_encoder_layer_fwd, a slice) stays float.
+  PassResult r;
+  const std::map<std::string, size_t> readers = attr_readers(g);
+  std::set<std::string> shared;
+  for (const auto& [w, n] : linear_reads)
+    if (readers.at(w) != n) {
+      shared.insert(w);
+      r.warnings.push_back(fmt::format("'{}' stays float: it is read by ops other than aten::linear", w));
+    }
+  sites.erase(std::remove_if(sites.begin(), sites.end(), [&](const Site& s) { return shared.count(s.weight) > 0; }),
+              sites.end());
   for (const auto& p : opts_.include) {
     bool hit = false;
     for (const auto& mod : modules_seen) hit = hit || glob_match(p, mod);
     if (!hit) fail("quantize: include glob '{}' matches no linear layer", p);
   }
+  if (sites.empty() && !shared.empty())
+    fail("quantize: every selected linear weight is also read by other ops (e.g. a fused encoder layer such as "
+         "'{}'), which need it in float", *shared.begin());
   if (sites.empty()) fail("quantize: no linear layer to quantize");
 
   // Calibration statistics come from the model as it is now, before any layer is rewritten.
   const CalibrationStats* stats = opts_.needs_calibration() ? &ctx.calibration_stats(m, opts_.calib, opts_.calib_samples) : nullptr;
 
-  PassResult r;
   auto& layers = r.stats["layers"] = nlohmann::json::array();
   double err_rtn = 0, err_gptq = 0;
   int64_t bytes_before = 0, bytes_after = 0;
@@ -214,7 +220,7 @@ PassResult QuantizePass::run(torch::jit::Module& m, Context& ctx) {
       }
       int64_t after = 0;
       for (auto& [what, t] : bufs) {
-        std::string name = buffer_name(s.weight, what.c_str());
+        std::string name = packed_buffer_name(s.weight, what);
         m.register_buffer(name, t);
         packed[s.weight][what] = name;
         after += static_cast<int64_t>(t.nbytes());

@@ -7,6 +7,7 @@
 
 #include "kernels/ops/ops.h"
 #include "kernels/quant_formats.h"
+#include "kernels/sp24.h"
 #include "kernels/w4.h"
 #include "kernels/w8a8.h"
 
@@ -89,6 +90,30 @@ at::Tensor linear_w4_cpu(const at::Tensor& x, const at::Tensor& qweight, const a
   return y.view(out_shape(x, N));
 }
 
+// meta is stored as int16 (TorchScript archives serialize it everywhere; uint16 tensors are newer) and read as
+// the uint16 words of the format.
+at::Tensor linear_sp24_cpu(const at::Tensor& x, const at::Tensor& values, const at::Tensor& meta, int64_t in_features,
+                           const std::optional<at::Tensor>& bias) {
+  const int64_t K = in_features;
+  TORCH_CHECK(K > 0 && K % kernels::kSp24KAlign == 0, "linear_sp24: in_features=", K, " is not a positive multiple of ",
+              kernels::kSp24KAlign);
+  TORCH_CHECK(values.scalar_type() == at::kFloat && values.dim() == 2 && values.is_contiguous() &&
+                  values.size(1) == K / 2,
+              "linear_sp24: values must be contiguous float32 [N, ", K / 2, "] for K=", K, ", got ",
+              values.scalar_type(), " ", values.sizes());
+  const int64_t N = values.size(0);
+  TORCH_CHECK(meta.scalar_type() == at::kShort && meta.is_contiguous() &&
+                  meta.sizes() == at::IntArrayRef({N, kernels::sp24_meta_cols(K)}),
+              "linear_sp24: meta must be contiguous int16 [", N, ", ", kernels::sp24_meta_cols(K), "], got ",
+              meta.scalar_type(), " ", meta.sizes());
+  at::Tensor x2 = rows_of(x, K, "linear_sp24");
+  at::Tensor y = at::empty({x2.size(0), N}, x.options());
+  kernels::linear_sp24(x2.data_ptr<float>(), x2.size(0), K, values.data_ptr<float>(),
+                       reinterpret_cast<const uint16_t*>(meta.data_ptr<int16_t>()), N,
+                       bias_ptr(bias, N, "linear_sp24"), y.data_ptr<float>());
+  return y.view(out_shape(x, N));
+}
+
 }  // namespace
 
 TORCH_LIBRARY(joule, m) {
@@ -97,11 +122,13 @@ TORCH_LIBRARY(joule, m) {
         "Tensor? smooth_inv=None) -> Tensor");
   m.def("linear_w4(Tensor x, Tensor qweight, Tensor scales, Tensor zeros, int group_size, int in_features, "
         "Tensor? bias) -> Tensor");
+  m.def("linear_sp24(Tensor x, Tensor values, Tensor meta, int in_features, Tensor? bias) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(joule, CPU, m) {
   m.impl("linear_w8a8", linear_w8a8_cpu);
   m.impl("linear_w4", linear_w4_cpu);
+  m.impl("linear_sp24", linear_sp24_cpu);
 }
 
 }  // namespace joule::ops

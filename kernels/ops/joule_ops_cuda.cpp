@@ -8,6 +8,9 @@
 //                the s8 tensor-core GEMM with the f32 epilogue rounded once to x's dtype.
 //   linear_w4:   x in fp16 or bf16 feeds the W4A16 kernel directly; float32 x is rounded to fp16 first (10-bit
 //                mantissa; activations above 65504 would overflow) and y is returned as float32.
+//   linear_sp24: the same dtype rule as linear_w4; the float32 values buffer (the CPU format) is rounded per call
+//                to the compute dtype (fp16, or bf16 for bf16 x) and the int16 meta is read as the uint16 words
+//                of cuda/formats.h, so a packed model runs on CPU and GPU from one archive.
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -121,11 +124,45 @@ at::Tensor linear_w4_cuda(const at::Tensor& x, const at::Tensor& qweight, const 
   return y.view(out_shape(x, N));
 }
 
+at::Tensor linear_sp24_cuda(const at::Tensor& x, const at::Tensor& values, const at::Tensor& meta,
+                            int64_t in_features, const std::optional<at::Tensor>& bias) {
+  const char* op = "linear_sp24";
+  const int64_t K = in_features;
+  c10::cuda::CUDAGuard guard(x.device());
+  TORCH_CHECK(K > 0 && K % cuda::kSp24KAlign == 0, op, ": in_features=", K, " is not a positive multiple of ",
+              cuda::kSp24KAlign);
+  TORCH_CHECK(values.dim() == 2 && values.size(1) == cuda::sp24_values_cols(K) && values.device() == x.device() &&
+                  at::isFloatingType(values.scalar_type()),
+              op, ": values must be floating [N, ", cuda::sp24_values_cols(K), "] for K=", K, " on ", x.device(),
+              ", got ", values.scalar_type(), " ", values.sizes(), " on ", values.device());
+  const int64_t N = values.size(0);
+  TORCH_CHECK(meta.scalar_type() == at::kShort && meta.is_contiguous() && meta.device() == x.device() &&
+                  meta.sizes() == at::IntArrayRef({N, cuda::sp24_meta_cols(K)}),
+              op, ": meta must be contiguous int16 [", N, ", ", cuda::sp24_meta_cols(K), "] on ", x.device(), ", got ",
+              meta.scalar_type(), " ", meta.sizes(), " on ", meta.device());
+  at::Tensor b = bias && bias->defined() ? as_float(*bias, x, N, op, "bias") : at::Tensor();
+  const cuda::DType in_dt = dtype_of(x, op);
+  at::Tensor x2 = rows_of(x, K, op);
+  if (in_dt == cuda::DType::kF32) x2 = x2.to(at::kHalf);
+  const cuda::DType dt = in_dt == cuda::DType::kBF16 ? cuda::DType::kBF16 : cuda::DType::kF16;
+  at::Tensor v = values.to(x2.scalar_type()).contiguous();
+  const int64_t M = x2.size(0);
+  at::Tensor y = at::empty({M, N}, x2.options());
+  cudaStream_t stream = c10::cuda::getCurrentCUDAStream(x.device().index()).stream();
+  check_status(cuda::launch_gemm_sp24(dt, x2.data_ptr(), v.data_ptr(),
+                                      reinterpret_cast<const uint16_t*>(meta.data_ptr<int16_t>()),
+                                      b.defined() ? b.data_ptr<float>() : nullptr, y.data_ptr(), M, N, K, stream),
+               op, M, N, K);
+  if (in_dt == cuda::DType::kF32) y = y.to(at::kFloat);
+  return y.view(out_shape(x, N));
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(joule, CUDA, m) {
   m.impl("linear_w8a8", linear_w8a8_cuda);
   m.impl("linear_w4", linear_w4_cuda);
+  m.impl("linear_sp24", linear_sp24_cuda);
 }
 
 }  // namespace joule::ops

@@ -8,6 +8,9 @@
 //                    Tensor? bias) -> Tensor
 //       x float32 [..., K]; qweight uint8 [N, ceil(K/2)]; scales float32 [N, ceil(K/G)];
 //       zeros uint8 [N, ceil(K/G)]; bias float32 [N]                                        (W4, weight-only)
+//   joule::linear_sp24(Tensor x, Tensor values, Tensor meta, int in_features, Tensor? bias) -> Tensor
+//       x float32 [..., K]; values float32 [N, K/2]; meta int16 [N, K/16] (the uint16 words bit for bit);
+//       bias float32 [N]; K % 16 == 0                                                     (2:4 sparse)
 // Formats: kernels/quant_formats.h.
 #pragma once
 

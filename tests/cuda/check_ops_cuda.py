@@ -2,7 +2,8 @@
 
 usage: check_ops_cuda.py path/to/libjoule_ops.so
 W8A8: the GPU quantizes activations with the CPU's arithmetic and accumulates exactly, so float32 results match
-to float rounding. W4: the GPU rounds x and the weights to fp16 (bf16 for bfloat16 x), so it matches to ~1e-3.
+to float rounding. W4 and 2:4: the GPU rounds x and the weights to fp16 (bf16 for bfloat16 x), so they match to
+~1e-3.
 Exits 0 with a message when there is no CUDA device.
 """
 import sys
@@ -57,6 +58,21 @@ for (m, k, n) in [(1, 4096, 4096), (17, 200, 33), (64, 1000, 96), (300, 512, 256
         gotb = ops.linear_w4(x4.cuda().bfloat16(), qweight.cuda(), scales.cuda(), zeros.cuda(), group, kk, bias.cuda())
         assert gotb.dtype == torch.bfloat16
         report(f"linear_w4 bf16 G={group} M={m} K={kk} N={n}", gotb, want, 3e-2)
+
+    k16 = (k + 15) // 16 * 16  # 2:4 needs K % 16 == 0
+    values = torch.randn(n, k16 // 2)
+    # Random valid metadata: each chunk's code is one of the six ordered pairs idx0 < idx1.
+    codes = torch.tensor([0x4, 0x8, 0xC, 0x9, 0xD, 0xE])[torch.randint(0, 6, (n, k16 // 4))]
+    meta = (codes.view(n, k16 // 16, 4) << torch.tensor([0, 4, 8, 12])).sum(-1).to(torch.int32)
+    meta = torch.where(meta >= 0x8000, meta - 0x10000, meta).to(torch.int16)  # uint16 words as int16
+    x24 = torch.randn(m, k16)
+    want = ops.linear_sp24(x24, values, meta, k16, bias)
+    got = ops.linear_sp24(x24.cuda(), values.cuda(), meta.cuda(), k16, bias.cuda())
+    assert got.dtype == torch.float32
+    report(f"linear_sp24 M={m} K={k16} N={n}", got, want, 1e-2)
+    gotb = ops.linear_sp24(x24.cuda().bfloat16(), values.cuda(), meta.cuda(), k16, bias.cuda())
+    assert gotb.dtype == torch.bfloat16
+    report(f"linear_sp24 bf16 M={m} K={k16} N={n}", gotb, want, 3e-2)
 
 print("check_ops_cuda:", "all ok" if failures == 0 else f"{failures} FAILED")
 sys.exit(1 if failures else 0)

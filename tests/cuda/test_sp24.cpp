@@ -1,7 +1,8 @@
 // 2:4 sparse GEMM: compressor round trip and fragment emulation on the host (run everywhere), then the mma.sp
-// kernel against a dense GEMM on the decompressed weights (needs SM >= 80).
+// kernel against a dense GEMM on the decompressed weights (needs SM >= 80), also fed the CPU float format.
 #include <algorithm>
 
+#include "kernels/sp24.h"
 #include "tests/cuda/cuda_test_util.h"
 
 namespace joule::cuda::test {
@@ -88,6 +89,39 @@ TEST(Sp24Host, InvalidShapesReturnErrorsBeforeTheDevice) {
   EXPECT_EQ(run(DType::kBF16, 0, 5, 16), Status::kOk);  // empty: nothing to do, no device needed
 }
 
+// The CPU storage of a packed model (kernels/sp24.h: float values, the same metadata) as joule::linear_sp24's CUDA
+// implementation feeds it to the kernel: values rounded to dt, metadata as it is. W is exact in dt, so the rounded
+// values and the metadata must equal what the GPU-side compressor writes for W's 16-bit patterns.
+struct CpuPacked {
+  std::vector<uint16_t> w_bits, values_bits, meta;
+};
+
+CpuPacked pack_on_cpu(DType dt, int64_t N, int64_t K, uint32_t seed) {
+  CpuPacked p{random_sparse(dt, N, K, seed), {}, std::vector<uint16_t>(size_t(N * K / 16))};
+  const std::vector<float> w = from_bits(dt, p.w_bits);
+  std::vector<float> values(size_t(N * K / 2));
+  EXPECT_EQ(kernels::sp24_compress_rows(w.data(), N, K, values.data(), p.meta.data(), [](float v) { return v != 0; }),
+            0);
+  p.values_bits = to_bits(dt, values);
+  return p;
+}
+
+TEST(Sp24Host, CpuFormatIsTheGpuFormat) {
+  for (DType dt : {DType::kF16, DType::kBF16}) {
+    const int64_t N = 37, K = 80, M = 17;
+    CpuPacked p = pack_on_cpu(dt, N, K, 3);
+    std::vector<uint16_t> values(size_t(N * K / 2)), meta(size_t(N * K / 16));
+    ASSERT_EQ(compress_sp24_ref(p.w_bits.data(), N, K, values.data(), meta.data()), Status::kOk);
+    EXPECT_EQ(p.values_bits, values) << dtype_name(dt);
+    EXPECT_EQ(p.meta, meta) << dtype_name(dt);
+    auto x = to_bits(dt, random_floats(size_t(M * K), 4));
+    std::vector<float> y(size_t(M * N)), want(y.size()), abs_sum(y.size());
+    ASSERT_TRUE(ref::emulate_gemm_sp24(dt, x.data(), p.values_bits.data(), p.meta.data(), M, N, K, y.data()));
+    ref::gemm(from_bits(dt, x).data(), from_bits(dt, p.w_bits).data(), nullptr, M, N, K, want.data(), abs_sum.data());
+    EXPECT_LE(worst_error(y, want, abs_sum, 0, 1e-6), 1.0) << dtype_name(dt);
+  }
+}
+
 // ---- on the GPU -----------------------------------------------------------------------------------------------
 
 void check_gpu_sp24(DType dt, int64_t M, int64_t N, int64_t K, bool with_bias) {
@@ -122,6 +156,23 @@ TEST(Sp24Gpu, MatchesDenseGemmOnDecompressedWeights) {
     for (int64_t M : test_ms()) {
       check_gpu_sp24(dt, M, 96, 256, M % 2 == 1);  // K multiple of the 64-wide block: vector loads
       check_gpu_sp24(dt, M, 37, 80, true);          // K and N off the tiles: guarded loads, masked stores
+    }
+}
+
+TEST(Sp24Gpu, RunsTheCpuPackedFormat) {
+  JOULE_SKIP_WITHOUT_SM80();
+  for (DType dt : {DType::kF16, DType::kBF16})
+    for (int64_t M : {1, 17, 255}) {
+      const int64_t N = 96, K = 400;
+      CpuPacked p = pack_on_cpu(dt, N, K, uint32_t(M));
+      auto x = to_bits(dt, random_floats(size_t(M * K), uint32_t(M + 1)));
+      DeviceBuffer<uint16_t> dx(x), dv(p.values_bits), dm(p.meta), dy(size_t(M * N));
+      ASSERT_EQ(launch_gemm_sp24(dt, dx.get(), dv.get(), dm.get(), nullptr, dy.get(), M, N, K, nullptr), Status::kOk);
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      std::vector<float> want(size_t(M * N)), abs_sum(want.size());
+      ref::gemm(from_bits(dt, x).data(), from_bits(dt, p.w_bits).data(), nullptr, M, N, K, want.data(), abs_sum.data());
+      EXPECT_LE(worst_error(from_bits(dt, dy.to_host()), want, abs_sum, unit_roundoff(dt), 1e-4), 1.0)
+          << dtype_name(dt) << " M=" << M;
     }
 }
 
