@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "kernels/ops/binding.h"
 #include "kernels/ops/ops.h"
 #include "kernels/quant_formats.h"
 #include "kernels/sp24.h"
@@ -17,18 +18,10 @@ bool ensure_ops_registered() { return true; }
 
 namespace {
 
-// x [..., K] -> contiguous float [M, K]; the output keeps x's leading dims with N features.
-at::Tensor rows_of(const at::Tensor& x, int64_t K, const char* op) {
+// x [..., K] float32 -> contiguous [M, K].
+at::Tensor float_rows(const at::Tensor& x, int64_t K, const char* op) {
   TORCH_CHECK(x.scalar_type() == at::kFloat, op, ": x must be float32, got ", x.scalar_type());
-  TORCH_CHECK(x.dim() >= 1 && x.size(-1) == K, op, ": x has ", x.sizes(), " but the weight expects K=", K,
-              " input features");
-  return x.reshape({-1, K}).contiguous();
-}
-
-std::vector<int64_t> out_shape(const at::Tensor& x, int64_t N) {
-  auto s = x.sizes().vec();
-  s.back() = N;
-  return s;
+  return rows_of(x, K, op);
 }
 
 const float* bias_ptr(const std::optional<at::Tensor>& bias, int64_t N, const char* op) {
@@ -62,7 +55,7 @@ at::Tensor linear_w8a8_cpu(const at::Tensor& x, const at::Tensor& qweight, const
                 smooth_inv->sizes());
     aq.smooth_inv = smooth_inv->data_ptr<float>();
   }
-  at::Tensor x2 = rows_of(x, K, "linear_w8a8");
+  at::Tensor x2 = float_rows(x, K, "linear_w8a8");
   at::Tensor y = at::empty({x2.size(0), N}, x.options());
   kernels::linear_w8a8(x2.data_ptr<float>(), x2.size(0), K, qweight.data_ptr<int8_t>(), w_scale.data_ptr<float>(), N,
                        bias_ptr(bias, N, "linear_w8a8"), y.data_ptr<float>(), aq);
@@ -83,7 +76,7 @@ at::Tensor linear_w4_cpu(const at::Tensor& x, const at::Tensor& qweight, const a
               "linear_w4: scales must be contiguous float32 [", N, ", ", G, "], got ", scales.scalar_type(), " ", scales.sizes());
   TORCH_CHECK(zeros.scalar_type() == at::kByte && zeros.is_contiguous() && zeros.sizes() == at::IntArrayRef({N, G}),
               "linear_w4: zeros must be contiguous uint8 [", N, ", ", G, "], got ", zeros.scalar_type(), " ", zeros.sizes());
-  at::Tensor x2 = rows_of(x, K, "linear_w4");
+  at::Tensor x2 = float_rows(x, K, "linear_w4");
   at::Tensor y = at::empty({x2.size(0), N}, x.options());
   kernels::linear_w4(x2.data_ptr<float>(), x2.size(0), K, qweight.data_ptr<uint8_t>(), scales.data_ptr<float>(),
                      zeros.data_ptr<uint8_t>(), N, group_size, bias_ptr(bias, N, "linear_w4"), y.data_ptr<float>());
@@ -106,7 +99,7 @@ at::Tensor linear_sp24_cpu(const at::Tensor& x, const at::Tensor& values, const 
                   meta.sizes() == at::IntArrayRef({N, kernels::sp24_meta_cols(K)}),
               "linear_sp24: meta must be contiguous int16 [", N, ", ", kernels::sp24_meta_cols(K), "], got ",
               meta.scalar_type(), " ", meta.sizes());
-  at::Tensor x2 = rows_of(x, K, "linear_sp24");
+  at::Tensor x2 = float_rows(x, K, "linear_sp24");
   at::Tensor y = at::empty({x2.size(0), N}, x.options());
   kernels::linear_sp24(x2.data_ptr<float>(), x2.size(0), K, values.data_ptr<float>(),
                        reinterpret_cast<const uint16_t*>(meta.data_ptr<int16_t>()), N,

@@ -17,6 +17,7 @@
 #include <torch/library.h>
 
 #include "cuda/kernels.h"
+#include "kernels/ops/binding.h"
 
 namespace joule::ops {
 namespace {
@@ -30,18 +31,10 @@ cuda::DType dtype_of(const at::Tensor& x, const char* op) {
   }
 }
 
-// x [..., K] on the GPU -> contiguous [M, K]; the output keeps x's leading dims with N features.
-at::Tensor rows_of(const at::Tensor& x, int64_t K, const char* op) {
+// x [..., K] on the GPU -> contiguous [M, K].
+at::Tensor cuda_rows(const at::Tensor& x, int64_t K, const char* op) {
   TORCH_CHECK(x.is_cuda(), op, ": x must be a CUDA tensor");
-  TORCH_CHECK(x.dim() >= 1 && x.size(-1) == K, op, ": x has ", x.sizes(), " but the weight expects K=", K,
-              " input features");
-  return x.reshape({-1, K}).contiguous();
-}
-
-std::vector<int64_t> out_shape(const at::Tensor& x, int64_t N) {
-  auto s = x.sizes().vec();
-  s.back() = N;
-  return s;
+  return rows_of(x, K, op);
 }
 
 // A float32 contiguous copy (or the tensor itself) on x's device, checked for `numel` elements.
@@ -67,7 +60,7 @@ at::Tensor linear_w8a8_cuda(const at::Tensor& x, const at::Tensor& qweight, cons
               qweight.sizes(), " on ", qweight.device());
   const int64_t N = qweight.size(0), K = qweight.size(1);
   const cuda::DType dt = dtype_of(x, op);
-  at::Tensor x2 = rows_of(x, K, op);
+  at::Tensor x2 = cuda_rows(x, K, op);
   const int64_t M = x2.size(0);
   at::Tensor ws = as_float(w_scale, x, N, op, "w_scale");
   at::Tensor b = bias && bias->defined() ? as_float(*bias, x, N, op, "bias") : at::Tensor();
@@ -110,7 +103,7 @@ at::Tensor linear_w4_cuda(const at::Tensor& x, const at::Tensor& qweight, const 
   at::Tensor s = as_float(scales, x, N * G, op, "scales");
   at::Tensor b = bias && bias->defined() ? as_float(*bias, x, N, op, "bias") : at::Tensor();
   const cuda::DType in_dt = dtype_of(x, op);
-  at::Tensor x2 = rows_of(x, K, op);
+  at::Tensor x2 = cuda_rows(x, K, op);
   if (in_dt == cuda::DType::kF32) x2 = x2.to(at::kHalf);
   const cuda::DType dt = in_dt == cuda::DType::kBF16 ? cuda::DType::kBF16 : cuda::DType::kF16;
   const int64_t M = x2.size(0);
@@ -142,7 +135,7 @@ at::Tensor linear_sp24_cuda(const at::Tensor& x, const at::Tensor& values, const
               meta.scalar_type(), " ", meta.sizes(), " on ", meta.device());
   at::Tensor b = bias && bias->defined() ? as_float(*bias, x, N, op, "bias") : at::Tensor();
   const cuda::DType in_dt = dtype_of(x, op);
-  at::Tensor x2 = rows_of(x, K, op);
+  at::Tensor x2 = cuda_rows(x, K, op);
   if (in_dt == cuda::DType::kF32) x2 = x2.to(at::kHalf);
   const cuda::DType dt = in_dt == cuda::DType::kBF16 ? cuda::DType::kBF16 : cuda::DType::kF16;
   at::Tensor v = values.to(x2.scalar_type()).contiguous();
