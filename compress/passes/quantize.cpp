@@ -13,11 +13,13 @@
 #include <cmath>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "compress/error.h"
 #include "compress/graph.h"
 #include "compress/passes/globs.h"
+#include "compress/progress.h"
 #include "kernels/ops/ops.h"
 #include "kernels/quant_formats.h"
 #include "kernels/w4.h"
@@ -155,6 +157,8 @@ PassResult QuantizePass::run(torch::jit::Module& m, Context& ctx) {
   int64_t bytes_before = 0, bytes_after = 0;
   std::map<std::string, std::map<std::string, std::string>> packed;  // weight path -> role -> buffer name
   torch::NoGradGuard no_grad;
+  std::optional<Progress> bar;  // GPTQ takes seconds per large layer
+  if (stats && opts_.method == QuantMethod::GPTQ) bar.emplace("gptq", static_cast<int64_t>(sites.size()));
   for (const auto& s : sites) {
     at::Tensor w = get_tensor(m, s.weight);
     if (!packed.count(s.weight)) {
@@ -248,6 +252,7 @@ PassResult QuantizePass::run(torch::jit::Module& m, Context& ctx) {
     torch::jit::Value* out = g->insert(op, args);
     s.node->output()->replaceAllUsesWith(out);
     s.node->destroy();
+    if (bar) bar->tick();
   }
   torch::jit::EliminateDeadCode(g);
   set_forward(m, g);
