@@ -270,6 +270,7 @@ TEST(Cli, CalibrationErrorsAreOneLine) {
   expect_one_line_error(cli("quantize --scheme w4 --act static --calib x.tsv " + mlp + out), "apply to scheme w8a8");
   expect_one_line_error(cli("quantize --scheme w8a8 --smooth 1.5 --calib x.tsv " + mlp + out), "outside [0, 1]");
   expect_one_line_error(cli("quantize --scheme w8a8 --calib x.tsv " + mlp + out), "only used by");
+  expect_one_line_error(cli("quantize --scheme w4 --calib-samples 8 " + mlp + out), "calib_samples needs calib");
   std::ofstream(d / "lines.txt") << "a sentence\n";
   expect_one_line_error(cli("quantize --scheme w4 --group 32 --method gptq --calib " + (d / "lines.txt").string() + " " +
                             mlp + out), "needs a sentence encoder");

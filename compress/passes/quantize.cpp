@@ -81,6 +81,7 @@ QuantizeOptions QuantizeOptions::from_json(const nlohmann::json& j) {
   if (o.needs_calibration() && o.calib.empty())
     fail("quantize: {} needs calibration data (calib: FILE)",
          o.method == QuantMethod::GPTQ ? "method gptq" : o.static_act ? "act static" : "smooth");
+  if (j.contains("calib_samples") && o.calib.empty()) fail("quantize: calib_samples needs calib: FILE");
   if (!o.needs_calibration() && !o.calib.empty())
     fail("quantize: calib is only used by method gptq, act static or smooth");
   return o;
