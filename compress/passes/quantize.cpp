@@ -27,6 +27,66 @@
 
 namespace joule {
 
+namespace {
+
+using Buffers = std::vector<std::pair<std::string, at::Tensor>>;  // role -> packed tensor, in op argument order
+
+// W8A8 buffers of one float weight w [N, K]: qweight, w_scale, and with calibration statistics the static
+// x_scale and/or SmoothQuant's smooth_inv. Per-layer facts go to `layer`.
+Buffers pack_w8a8(at::Tensor w, const LinearStats* st, const QuantizeOptions& o, nlohmann::json& layer,
+                  std::vector<std::string>& warnings) {
+  const int64_t N = w.size(0), K = w.size(1);
+  at::Tensor smooth_inv;
+  if (st && o.smooth > 0) {
+    // SmoothQuant: s_k = max|x_k|^a / max|w_k|^(1-a) moves activation range into the weights (w * s, x / s).
+    at::Tensor xmax = st->absmax.clamp_min(1e-5), wmax = w.abs().amax(0).clamp_min(1e-5);
+    at::Tensor sm = (xmax.pow(o.smooth) / wmax.pow(1 - o.smooth)).clamp_min(1e-5);
+    w = (w * sm.unsqueeze(0)).contiguous();
+    smooth_inv = sm.reciprocal().contiguous();
+  }
+  at::Tensor q = at::empty({N, K}, at::kChar), sc = at::empty({N}, at::kFloat);
+  kernels::quantize_rows_s8(w.data_ptr<float>(), N, K, q.data_ptr<int8_t>(), sc.data_ptr<float>());
+  Buffers bufs = {{"qweight", q}, {"w_scale", sc}};
+  if (st && o.static_act) {
+    at::Tensor amax = smooth_inv.defined() ? st->absmax * smooth_inv : st->absmax;
+    float xs = amax.max().item<float>() / float(kernels::kW8Max);
+    if (xs > 0 && std::isfinite(xs)) {
+      bufs.push_back({"x_scale", at::full({1}, xs, at::kFloat)});
+      layer["x_scale"] = xs;
+    } else {
+      warnings.push_back(fmt::format("'{}': calibration inputs were all zero; activations stay dynamic",
+                                     layer["module"].get<std::string>()));
+    }
+  }
+  if (smooth_inv.defined()) bufs.push_back({"smooth_inv", smooth_inv});
+  return bufs;
+}
+
+// W4 buffers of one float weight: RTN, or GPTQ given calibration statistics (then both methods' output errors
+// go to `layer`, so the report shows what GPTQ gained).
+Buffers pack_w4(const at::Tensor& w, const LinearStats* st, const QuantizeOptions& o, nlohmann::json& layer) {
+  const int64_t N = w.size(0), K = w.size(1), G = kernels::w4_groups(K, o.group);
+  W4Packed p{at::empty({N, kernels::w4_row_bytes(K)}, at::kByte), at::empty({N, G}, at::kFloat),
+             at::empty({N, G}, at::kByte)};
+  kernels::quantize_w4_rtn(w.data_ptr<float>(), N, K, o.group, p.qweight.data_ptr<uint8_t>(), p.scales.data_ptr<float>(),
+                           p.zeros.data_ptr<uint8_t>());
+  if (st && o.method == QuantMethod::GPTQ) {
+    auto dequant = [&](const W4Packed& x) {
+      at::Tensor d = at::empty({N, K}, at::kFloat);
+      kernels::dequantize_w4(x.qweight.data_ptr<uint8_t>(), x.scales.data_ptr<float>(), x.zeros.data_ptr<uint8_t>(), N,
+                             K, o.group, d.data_ptr<float>());
+      return d;
+    };
+    W4Packed g = gptq_w4(w, st->xtx, o.group, o.gptq);
+    layer["output_error_rtn"] = output_error(w, dequant(p), st->xtx, st->rows);
+    layer["output_error_gptq"] = output_error(w, dequant(g), st->xtx, st->rows);
+    p = g;
+  }
+  return {{"qweight", p.qweight}, {"scales", p.scales}, {"zeros", p.zeros}};
+}
+
+}  // namespace
+
 QuantizeOptions QuantizeOptions::from_json(const nlohmann::json& j) {
   if (!j.is_object()) fail("quantize: options must be a mapping");
   QuantizeOptions o;
@@ -167,7 +227,7 @@ PassResult QuantizePass::run(torch::jit::Module& m, Context& ctx) {
         fail("quantize: '{}' is {} {}; only float32 [N, K] linear weights are supported", s.weight,
              c10::toString(w.scalar_type()), fmt::format("[{}]", fmt::join(w.sizes(), ", ")));
       at::Tensor wc = w.detach().contiguous();
-      int64_t N = wc.size(0), K = wc.size(1);
+      const int64_t K = wc.size(1);
       const LinearStats* st = nullptr;
       if (stats) {
         auto it = stats->find(s.weight);
@@ -176,52 +236,14 @@ PassResult QuantizePass::run(torch::jit::Module& m, Context& ctx) {
                                               "activations", s.module));
       }
       nlohmann::json layer = {{"module", s.module}, {"shape", w.sizes().vec()}};
-      std::vector<std::pair<std::string, at::Tensor>> bufs;
+      Buffers bufs;
       if (opts_.scheme == QuantScheme::W8A8) {
-        at::Tensor smooth_inv;
-        if (st && opts_.smooth > 0) {
-          // SmoothQuant: s_k = max|x_k|^a / max|w_k|^(1-a) moves activation range into the weights (w * s, x / s).
-          at::Tensor xmax = st->absmax.clamp_min(1e-5), wmax = wc.abs().amax(0).clamp_min(1e-5);
-          at::Tensor sm = (xmax.pow(opts_.smooth) / wmax.pow(1 - opts_.smooth)).clamp_min(1e-5);
-          wc = (wc * sm.unsqueeze(0)).contiguous();
-          smooth_inv = sm.reciprocal().contiguous();
-        }
-        at::Tensor q = at::empty({N, K}, at::kChar), sc = at::empty({N}, at::kFloat);
-        kernels::quantize_rows_s8(wc.data_ptr<float>(), N, K, q.data_ptr<int8_t>(), sc.data_ptr<float>());
-        bufs = {{"qweight", q}, {"w_scale", sc}};
-        if (st && opts_.static_act) {
-          at::Tensor amax = smooth_inv.defined() ? st->absmax * smooth_inv : st->absmax;
-          float xs = amax.max().item<float>() / float(kernels::kW8Max);
-          if (xs > 0 && std::isfinite(xs)) {
-            bufs.push_back({"x_scale", at::full({1}, xs, at::kFloat)});
-            layer["x_scale"] = xs;
-          } else {
-            r.warnings.push_back(fmt::format("'{}': calibration inputs were all zero; activations stay dynamic", s.module));
-          }
-        }
-        if (smooth_inv.defined()) bufs.push_back({"smooth_inv", smooth_inv});
+        bufs = pack_w8a8(wc, st, opts_, layer, r.warnings);
       } else {
         if (opts_.group > K) fail("quantize: group {} exceeds the input features of '{}' (K = {})", opts_.group, s.weight, K);
-        int64_t G = kernels::w4_groups(K, opts_.group);
-        at::Tensor q = at::empty({N, kernels::w4_row_bytes(K)}, at::kByte), sc = at::empty({N, G}, at::kFloat),
-                   z = at::empty({N, G}, at::kByte);
-        kernels::quantize_w4_rtn(wc.data_ptr<float>(), N, K, opts_.group, q.data_ptr<uint8_t>(), sc.data_ptr<float>(),
-                                 z.data_ptr<uint8_t>());
-        if (st && opts_.method == QuantMethod::GPTQ) {
-          auto dequant = [&](const W4Packed& p) {
-            at::Tensor d = at::empty({N, K}, at::kFloat);
-            kernels::dequantize_w4(p.qweight.data_ptr<uint8_t>(), p.scales.data_ptr<float>(), p.zeros.data_ptr<uint8_t>(),
-                                   N, K, opts_.group, d.data_ptr<float>());
-            return d;
-          };
-          W4Packed g = gptq_w4(wc, st->xtx, opts_.group, opts_.gptq);
-          double e_rtn = output_error(wc, dequant({q, sc, z}), st->xtx, st->rows);
-          double e_gptq = output_error(wc, dequant(g), st->xtx, st->rows);
-          layer["output_error_rtn"] = e_rtn, layer["output_error_gptq"] = e_gptq;
-          err_rtn += e_rtn, err_gptq += e_gptq;
-          q = g.qweight, sc = g.scales, z = g.zeros;
-        }
-        bufs = {{"qweight", q}, {"scales", sc}, {"zeros", z}};
+        bufs = pack_w4(wc, st, opts_, layer);
+        if (layer.contains("output_error_gptq"))
+          err_rtn += layer["output_error_rtn"].get<double>(), err_gptq += layer["output_error_gptq"].get<double>();
       }
       int64_t after = 0;
       for (auto& [what, t] : bufs) {
