@@ -5,7 +5,8 @@
 # README table). Needs: nvcc (CUDA 12.8+ or 13; CUDACXX to pick one), cmake >= 3.25, ninja, g++ (C++17), and
 # GoogleTest. Without a system GoogleTest (apt-get install libgtest-dev), unpack the .deb and point GTEST_ROOT at it:
 #   apt-get download libgtest-dev && dpkg -x libgtest-dev_*.deb "$HOME/debroot" && GTEST_ROOT=$HOME/debroot ./run_gpu.sh
-# Optional: PYTHON (default python3) with a CUDA build of torch, for libjoule_ops and the op check; BUILD, OUT.
+# Optional: PYTHON (default python3) with a CUDA build of torch, for libjoule_ops and the op check (its
+# nvidia-cusparselt wheel, or CUSPARSELT_ROOT, adds the cuSPARSELt 2:4 baseline to the benchmark); BUILD, OUT.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${BUILD:-$ROOT/build-cuda}
@@ -20,7 +21,8 @@ nvidia-smi --query-gpu=name,driver_version,compute_cap --format=csv || true
 
 cmake -S "$ROOT/cuda/standalone" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_CUDA_COMPILER="${CUDACXX:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}" \
-  -DCMAKE_PREFIX_PATH="$prefix"
+  -DCMAKE_PREFIX_PATH="$prefix" -DJOULE_PYTHON="$(command -v "$PY" || true)" \
+  ${CUSPARSELT_ROOT:+-DCUSPARSELT_ROOT="$CUSPARSELT_ROOT"}
 cmake --build "$BUILD"
 
 status=0
