@@ -438,26 +438,35 @@ Plan plan(int64_t M, int64_t K, int64_t N) {
   return p;
 }
 
-// One parallel region: prepare every widened x row (prep(m, xw + m * Kp): widen qx, or quantize x), then the tiles.
-thread_local Scratch xw_scratch, xs_scratch;  // widened x rows; linear_w8a8's per-token scales
+thread_local Scratch xw_scratch, xs_scratch;  // x rows in the kernel's layout; linear_w8a8's per-token scales
 thread_local Scratch tmp_scratch;              // one smoothed x row per worker thread
 thread_local Scratch q_scratch;                // one int8 x row per worker thread (VNNI path)
 
-template <class Prep, class Out>
-void run_avx2(int64_t M, int64_t K, const int8_t* qw, int64_t N, const Prep& prep, const Out& out) {
-  const int64_t Kp = (K + 15) & ~int64_t(15);
-  auto* xw = static_cast<int16_t*>(xw_scratch.get(size_t(M) * size_t(Kp) * sizeof(int16_t)));
+// One parallel region for either kernel: prep(m, rows + m * row_len) lays out every x row in the kernel's format
+// (T elements per row), then tile(rows, m0, m1, n0, n1) computes each (row tile, column tile) pair of the plan.
+template <class T, class Prep, class Tile>
+void run_tiled(int64_t M, int64_t K, int64_t N, int64_t row_len, const Prep& prep, const Tile& tile) {
+  auto* rows = static_cast<T*>(xw_scratch.get(size_t(M) * size_t(row_len) * sizeof(T)));
   const Plan p = plan(M, K, N);
 #pragma omp parallel if (p.parallel)
   {
 #pragma omp for schedule(static)
-    for (int64_t m = 0; m < M; ++m) prep(m, xw + m * Kp);
+    for (int64_t m = 0; m < M; ++m) prep(m, rows + m * row_len);
 #pragma omp for collapse(2) schedule(static)
     for (int64_t mt = 0; mt < p.m_tiles; ++mt)
       for (int64_t nt = 0; nt < p.n_tiles; ++nt)
-        gemm_tile_avx2(xw, Kp, qw, K, N, mt * p.mb, std::min(M, (mt + 1) * p.mb), nt * p.nb,
-                       std::min(N, (nt + 1) * p.nb), out);
+        tile(static_cast<const T*>(rows), mt * p.mb, std::min(M, (mt + 1) * p.mb), nt * p.nb,
+             std::min(N, (nt + 1) * p.nb));
   }
+}
+
+// AVX2: x rows widened to int16, zero-padded to a multiple of 16.
+template <class Prep, class Out>
+void run_avx2(int64_t M, int64_t K, const int8_t* qw, int64_t N, const Prep& prep, const Out& out) {
+  const int64_t Kp = (K + 15) & ~int64_t(15);
+  run_tiled<int16_t>(M, K, N, Kp, prep, [&](const int16_t* xw, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+    gemm_tile_avx2(xw, Kp, qw, K, N, m0, m1, n0, n1, out);
+  });
 }
 
 // ---- GEMM, AVX-512 VNNI -------------------------------------------------------------------------------------
@@ -609,35 +618,26 @@ JOULE_VNNI void rows_vnni(const uint8_t* xu, int64_t K4, const int8_t* pw, const
 
 thread_local Scratch pw_scratch, colsum_scratch;  // one packed column tile per worker thread
 
+// VNNI: x rows offset to unsigned bytes, padded to a multiple of 4; each task packs its column tile.
 template <class Prep, class Out>
 void run_vnni(int64_t M, int64_t K, const int8_t* qw, int64_t N, const Prep& prep, const Out& out) {
   const int64_t K4 = (K + 3) & ~int64_t(3);
-  auto* xu = static_cast<uint8_t*>(xw_scratch.get(size_t(M) * size_t(K4)));
-  const Plan p = plan(M, K, N);
-#pragma omp parallel if (p.parallel)
-  {
-#pragma omp for schedule(static)
-    for (int64_t m = 0; m < M; ++m) prep(m, xu + m * K4);
-#pragma omp for collapse(2) schedule(static)
-    for (int64_t mt = 0; mt < p.m_tiles; ++mt)
-      for (int64_t nt = 0; nt < p.n_tiles; ++nt) {
-        const int64_t m0 = mt * p.mb, m1 = std::min(M, m0 + p.mb), n0 = nt * p.nb, n1 = std::min(N, n0 + p.nb);
-        const int64_t ncols = (n1 - n0 + 15) / 16 * 16;
-        auto* pw = static_cast<int8_t*>(pw_scratch.get(size_t(ncols * K4)));
-        auto* colsum = static_cast<int32_t*>(colsum_scratch.get(size_t(ncols) * sizeof(int32_t)));
-        pack_vnni(qw, K, K4, n0, n1, pw, colsum);
-        int64_t m = m0;
-        for (; m + 6 <= m1; m += 6) rows_vnni<6>(xu + m * K4, K4, pw, colsum, m, n0, n1, N, out);
-        switch (m1 - m) {
-          case 5: rows_vnni<5>(xu + m * K4, K4, pw, colsum, m, n0, n1, N, out); break;
-          case 4: rows_vnni<4>(xu + m * K4, K4, pw, colsum, m, n0, n1, N, out); break;
-          case 3: rows_vnni<3>(xu + m * K4, K4, pw, colsum, m, n0, n1, N, out); break;
-          case 2: rows_vnni<2>(xu + m * K4, K4, pw, colsum, m, n0, n1, N, out); break;
-          case 1: rows_vnni<1>(xu + m * K4, K4, pw, colsum, m, n0, n1, N, out); break;
-          default: break;
-        }
-      }
-  }
+  run_tiled<uint8_t>(M, K, N, K4, prep, [&](const uint8_t* xu, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+    const int64_t ncols = (n1 - n0 + 15) / 16 * 16;
+    auto* pw = static_cast<int8_t*>(pw_scratch.get(size_t(ncols * K4)));
+    auto* colsum = static_cast<int32_t*>(colsum_scratch.get(size_t(ncols) * sizeof(int32_t)));
+    pack_vnni(qw, K, K4, n0, n1, pw, colsum);
+    int64_t m = m0;
+    for (; m + 6 <= m1; m += 6) rows_vnni<6>(xu + m * K4, K4, pw, colsum, m, n0, n1, N, out);
+    switch (m1 - m) {
+      case 5: rows_vnni<5>(xu + m * K4, K4, pw, colsum, m, n0, n1, N, out); break;
+      case 4: rows_vnni<4>(xu + m * K4, K4, pw, colsum, m, n0, n1, N, out); break;
+      case 3: rows_vnni<3>(xu + m * K4, K4, pw, colsum, m, n0, n1, N, out); break;
+      case 2: rows_vnni<2>(xu + m * K4, K4, pw, colsum, m, n0, n1, N, out); break;
+      case 1: rows_vnni<1>(xu + m * K4, K4, pw, colsum, m, n0, n1, N, out); break;
+      default: break;
+    }
+  });
 }
 
 // x row q (int8, K values) -> xu = q + 128 as bytes (flipping the sign bit), padded to K4 with 128 (= q 0).
