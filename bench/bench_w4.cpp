@@ -1,4 +1,4 @@
-// W4 weight-only linear (kernels/w4.h) against LibTorch fp32 at::linear, same binary, same 2 OpenMP threads.
+// W4 weight-only linear (kernels/cpu/w4.h) against LibTorch fp32 at::linear, same binary, same 2 OpenMP threads.
 // GEMV shapes (M <= 8) rotate through several weight sets totalling > 80 MiB, so neither side is served from
 // the 32 MiB L3: that is the regime (weights streamed from DRAM) in which 4-bit weights pay. The MiniLM
 // shapes (M = 128 tokens) are compute-bound and use one weight set.
@@ -11,7 +11,7 @@
 #include <tuple>
 #include <vector>
 
-#include "kernels/w4.h"
+#include "kernels/cpu/w4.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-// W8A8 linear (kernels/w8a8.h) against LibTorch fp32 at::linear, same binary, same threads (2), with bias.
+// W8A8 linear (kernels/cpu/w8a8.h) against LibTorch fp32 at::linear, same binary, same threads (2), with bias.
 // Shapes: MiniLM's feed-forward linears at 128 tokens (m=128: k=384 -> n=1536 and k=1536 -> n=384) and a
 // 4096 x 4096 GEMV (m=1). cold=1 rotates through enough weight copies (>= 128 MiB per side, at least 2) that
 // the 32 MiB L3 cannot hold them, so every call streams its weights from DRAM; cold=0 reuses one copy.
@@ -12,7 +12,7 @@
 #include <cstdlib>
 #include <vector>
 
-#include "kernels/w8a8.h"
+#include "kernels/cpu/w8a8.h"
 
 namespace k = joule::kernels;
 

@@ -1,5 +1,5 @@
 // 2:4 semi-structured sparse x dense GEMM on sparse tensor cores (mma.sp.m16n8k16, fp16/bf16, f32 accumulation),
-// and the device compressor that produces its values + metadata (format: cuda/formats.h).
+// and the device compressor that produces its values + metadata (format: kernels/formats/formats.h).
 //
 // y = x * W^T: the sparse operand A is W (the mma's M dimension is the N output features), the dense B operand is
 // x^T (column-major B = row-major x), so D[n, m] = sum_k W[n, k] x[m, k] is stored transposed into y[m, n].

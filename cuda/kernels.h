@@ -6,7 +6,7 @@
 //   kNoDevice / kUnsupportedArch   no GPU, or SM < 80 (sparse and integer tensor cores need Ampere)
 //   kCudaError      the launch failed (cudaGetLastError)
 // Layouts are row-major; x is [M, K] (M tokens), the weight has N output rows of K inputs, y is [M, N].
-// Formats: kernels/quant_formats.h (W8A8, W4) and cuda/formats.h (2:4 sparse).
+// Formats: kernels/formats/formats.h (W8A8, W4) and kernels/formats/formats.h (2:4 sparse).
 //
 // Kernels (each warp owns 16 weight rows x up to 64 tokens and builds tensor-core fragments straight from
 // global memory, see cuda/fragments.h; the 4 warps of a block split K and add their partial sums):
@@ -19,7 +19,7 @@
 #include <cstdint>
 
 #include "cuda/device.h"
-#include "cuda/formats.h"
+#include "cuda/tiles.h"
 
 namespace joule::cuda {
 
@@ -29,7 +29,7 @@ enum class DType { kF16, kBF16, kF32 };
 // ---- 2:4 semi-structured sparse --------------------------------------------------------------------------
 
 // Host compressor: w [N, K] (16-bit fp16 or bf16 patterns; +-0 counts as zero) -> values [N, K/2] (same type)
-// and meta uint16 [N, K/16] (cuda/formats.h). kInvalidShape unless K % 16 == 0; kInvalidValue when a chunk has
+// and meta uint16 [N, K/16] (kernels/formats/formats.h). kInvalidShape unless K % 16 == 0; kInvalidValue when a chunk has
 // more than 2 non-zeros (outputs are then unspecified).
 Status compress_sp24_ref(const uint16_t* w, int64_t N, int64_t K, uint16_t* values, uint16_t* meta);
 // Inverse of compress_sp24_ref: w [N, K] with the pruned positions set to +0.

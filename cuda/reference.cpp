@@ -10,27 +10,22 @@
 #include <vector>
 
 #include "cuda/fragments.h"
-#include "kernels/sp24.h"
+#include "kernels/formats/sp24_codec.h"
 
 namespace joule::cuda {
 
-// The row loops are kernels/sp24.h's (shared with the CPU float format, so both write the same metadata), run
-// on 16-bit patterns; frag::sp24_chunk in the device compressor applies the same position rule.
-static_assert(kernels::kSp24Chunk == kSp24Chunk && kernels::kSp24Kept == kSp24Kept &&
-                  kernels::kSp24KAlign == kSp24KAlign,
-              "the CPU (kernels/quant_formats.h) and GPU (cuda/formats.h) SP24 formats must agree");
 
 Status compress_sp24_ref(const uint16_t* w, int64_t N, int64_t K, uint16_t* values, uint16_t* meta) {
   if (N < 0 || K < 0 || K % kSp24KAlign != 0) return Status::kInvalidShape;
   if (N > 0 && K > 0 && (!w || !values || !meta)) return Status::kInvalidShape;
-  const int64_t bad = kernels::sp24_compress_rows(w, N, K, values, meta, [](uint16_t v) { return (v & 0x7fffu) != 0; });
+  const int64_t bad = formats::sp24_compress_rows(w, N, K, values, meta, [](uint16_t v) { return (v & 0x7fffu) != 0; });
   return bad ? Status::kInvalidValue : Status::kOk;
 }
 
 Status decompress_sp24_ref(const uint16_t* values, const uint16_t* meta, int64_t N, int64_t K, uint16_t* w) {
   if (N < 0 || K < 0 || K % kSp24KAlign != 0) return Status::kInvalidShape;
   if (N > 0 && K > 0 && (!w || !values || !meta)) return Status::kInvalidShape;
-  return kernels::sp24_decompress_rows(values, meta, N, K, w) ? Status::kOk : Status::kInvalidValue;
+  return formats::sp24_decompress_rows(values, meta, N, K, w) ? Status::kOk : Status::kInvalidValue;
 }
 
 namespace ref {

@@ -15,10 +15,10 @@
 #include <numeric>
 #include <sstream>
 
-#include "compress/error.h"
-#include "compress/model_io.h"
-#include "compress/progress.h"
-#include "models/safetensors.h"
+#include "compress/base/error.h"
+#include "compress/io/model_io.h"
+#include "compress/base/progress.h"
+#include "compress/io/safetensors.h"
 
 namespace joule::models {
 namespace fs = std::filesystem;

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "compress/model_io.h"
+#include "compress/io/model_io.h"
 #include "models/stsb.h"
 #include "models/tokenizer.h"
 

@@ -5,7 +5,7 @@
 #include <fstream>
 #include <numeric>
 
-#include "compress/error.h"
+#include "compress/base/error.h"
 
 namespace joule::text {
 

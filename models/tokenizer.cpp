@@ -27,7 +27,7 @@
 #include <sstream>
 #include <string_view>
 
-#include "compress/error.h"
+#include "compress/base/error.h"
 
 namespace joule::text {
 namespace {

@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "compress/error.h"
+#include "compress/base/error.h"
 #include "models/bert.h"
 #include "test_util.h"
 

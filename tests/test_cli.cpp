@@ -8,8 +8,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "compress/graph.h"
-#include "kernels/nm.h"
+#include "compress/ir/graph.h"
+#include "kernels/cpu/nm.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;

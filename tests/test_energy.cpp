@@ -12,7 +12,7 @@
 #include "compress/energy/meter.h"
 #include "compress/energy/op_model.h"
 #include "compress/energy/session.h"
-#include "compress/report.h"
+#include "compress/report/report.h"
 
 namespace fs = std::filesystem;
 using namespace joule;

@@ -5,13 +5,13 @@
 
 #include <filesystem>
 
-#include "compress/calibration.h"
-#include "compress/error.h"
-#include "compress/passes/gptq.h"
+#include "compress/analysis/calibration.h"
+#include "compress/base/error.h"
+#include "compress/algorithms/gptq.h"
 #include "compress/passes/quantize.h"
-#include "kernels/w4.h"
+#include "kernels/cpu/w4.h"
 #include "models/builders.h"
-#include "models/safetensors.h"
+#include "compress/io/safetensors.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;

@@ -2,9 +2,9 @@
 // and on TorchScript files made by PyTorch.
 #include <gtest/gtest.h>
 
-#include "compress/error.h"
-#include "compress/graph.h"
-#include "compress/workload.h"
+#include "compress/base/error.h"
+#include "compress/ir/graph.h"
+#include "compress/ir/workload.h"
 #include "models/builders.h"
 #include "test_util.h"
 

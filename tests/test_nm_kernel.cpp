@@ -7,7 +7,7 @@
 #include <random>
 #include <vector>
 
-#include "kernels/nm.h"
+#include "kernels/cpu/nm.h"
 
 using joule::kernels::nm_mask;
 using joule::kernels::nm_satisfied;

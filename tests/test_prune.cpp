@@ -5,9 +5,9 @@
 #include <cmath>
 #include <filesystem>
 
-#include "compress/error.h"
+#include "compress/base/error.h"
 #include "compress/passes/prune.h"
-#include "kernels/nm.h"
+#include "kernels/cpu/nm.h"
 #include "models/builders.h"
 #include "test_util.h"
 

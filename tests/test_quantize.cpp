@@ -4,7 +4,7 @@
 
 #include <filesystem>
 
-#include "compress/error.h"
+#include "compress/base/error.h"
 #include "compress/passes/quantize.h"
 #include "models/bert.h"
 #include "models/builders.h"

@@ -1,7 +1,7 @@
 // Report JSON: the version-1 schema keys, with values carried through unchanged.
 #include <gtest/gtest.h>
 
-#include "compress/report.h"
+#include "compress/report/report.h"
 
 TEST(Report, JsonHasSchemaKeys) {
   joule::Report r;

@@ -11,8 +11,8 @@
 #include <fstream>
 #include <random>
 
-#include "compress/error.h"
-#include "models/safetensors.h"
+#include "compress/base/error.h"
+#include "compress/io/safetensors.h"
 
 namespace fs = std::filesystem;
 using joule::st::DType;

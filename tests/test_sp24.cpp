@@ -8,8 +8,8 @@
 #include <stdexcept>
 #include <vector>
 
-#include "kernels/nm.h"
-#include "kernels/sp24.h"
+#include "kernels/cpu/nm.h"
+#include "kernels/cpu/sp24.h"
 
 namespace joule::kernels {
 namespace {

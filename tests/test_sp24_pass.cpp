@@ -7,10 +7,10 @@
 #include <functional>
 #include <set>
 
-#include "compress/error.h"
-#include "compress/graph.h"
+#include "compress/base/error.h"
+#include "compress/ir/graph.h"
 #include "compress/passes/prune.h"
-#include "kernels/ops/ops.h"
+#include "compress/ops/ops.h"
 #include "models/builders.h"
 #include "test_util.h"
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "compress/error.h"
+#include "compress/base/error.h"
 #include "models/tokenizer.h"
 
 namespace fs = std::filesystem;

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "compress/model_io.h"
+#include "compress/io/model_io.h"
 
 namespace joule::test {
 

@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "kernels/w4.h"
+#include "kernels/cpu/w4.h"
 
 using namespace joule::kernels;
 

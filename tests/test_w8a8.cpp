@@ -11,8 +11,8 @@
 #include <random>
 #include <vector>
 
-#include "kernels/quant_formats.h"
-#include "kernels/w8a8.h"
+#include "kernels/formats/formats.h"
+#include "kernels/cpu/w8a8.h"
 
 namespace k = joule::kernels;
 

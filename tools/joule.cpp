@@ -11,11 +11,11 @@
 #include <optional>
 #include <set>
 
-#include "compress/error.h"
-#include "compress/model_io.h"
+#include "compress/base/error.h"
+#include "compress/io/model_io.h"
 #include "compress/passes/prune.h"
-#include "compress/pipeline.h"
-#include "compress/registry.h"
+#include "compress/pipeline/pipeline.h"
+#include "compress/passes/registry.h"
 #include "models/bert.h"
 #include "models/builders.h"
 

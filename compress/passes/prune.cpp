@@ -17,12 +17,12 @@
 #include <map>
 #include <set>
 
-#include "compress/error.h"
-#include "compress/graph.h"
-#include "compress/passes/globs.h"
-#include "kernels/nm.h"
-#include "kernels/ops/ops.h"
-#include "kernels/sp24.h"
+#include "compress/base/error.h"
+#include "compress/ir/graph.h"
+#include "compress/algorithms/globs.h"
+#include "kernels/cpu/nm.h"
+#include "compress/ops/ops.h"
+#include "kernels/cpu/sp24.h"
 
 namespace joule {
 

@@ -2,14 +2,14 @@
 // Mutates parameters in place (structured pruning replaces them with smaller tensors); never touches
 // embeddings (lookups save no compute). Pruned weights are exactly zero.
 // With `pack` (2:4 only) the pass also rewrites forward: each pruned aten::linear over a float32 weight with
-// K % 16 == 0 becomes joule::linear_sp24 (kernels/ops/ops.h) over SP24 buffers of the top module and the float
+// K % 16 == 0 becomes joule::linear_sp24 (compress/ops/ops.h) over SP24 buffers of the top module and the float
 // weight is emptied, as the quantize pass does; loading the result needs the joule_ops library.
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
-#include "compress/pass.h"
+#include "compress/passes/pass.h"
 
 namespace joule {
 
@@ -28,7 +28,7 @@ struct PruneOptions {
   double sparsity = 0.5;  // target (final) fraction of zeros; implied by N:M for that method
   int n = 2, m = 4;
   bool global = false;  // unstructured: one magnitude threshold across all selected layers
-  bool pack = false;    // 2:4: rewrite pruned linears into joule::linear_sp24 (kernels/quant_formats.h SP24)
+  bool pack = false;    // 2:4: rewrite pruned linears into joule::linear_sp24 (kernels/formats/formats.h SP24)
   std::vector<std::string> include, exclude;  // globs over module paths ("blocks.*.a")
   bool has_schedule = false;
   CubicSchedule schedule;

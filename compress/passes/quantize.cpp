@@ -1,5 +1,5 @@
 // Quantization: analyse which aten::linear nodes of the inlined forward read a float32 weight parameter
-// directly (and match the globs), pack each such weight with the plain kernels (kernels/w8a8.h, kernels/w4.h),
+// directly (and match the globs), pack each such weight with the plain kernels (kernels/cpu/w8a8.h, kernels/cpu/w4.h),
 // then rewrite: the packed tensors become buffers of the top module (the only module type certain to have
 // one instance, so adding attributes cannot disturb shared submodule types), the node becomes the joule::
 // op, and the float weight is emptied. A weight read by more than one node is quantized once and shared.
@@ -16,14 +16,14 @@
 #include <optional>
 #include <set>
 
-#include "compress/error.h"
-#include "compress/graph.h"
-#include "compress/passes/globs.h"
-#include "compress/progress.h"
-#include "kernels/ops/ops.h"
-#include "kernels/quant_formats.h"
-#include "kernels/w4.h"
-#include "kernels/w8a8.h"
+#include "compress/base/error.h"
+#include "compress/ir/graph.h"
+#include "compress/algorithms/globs.h"
+#include "compress/base/progress.h"
+#include "compress/ops/ops.h"
+#include "kernels/formats/formats.h"
+#include "kernels/cpu/w4.h"
+#include "kernels/cpu/w8a8.h"
 
 namespace joule {
 

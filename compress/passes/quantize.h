@@ -2,7 +2,7 @@
 // token at run time, or with one calibrated scale per layer, optionally SmoothQuant-migrated) and W4
 // (group-wise asymmetric 4-bit weights, float activations), round-to-nearest or GPTQ.
 // The pass rewrites the model: forward is inlined, each quantized aten::linear becomes joule::linear_w8a8 or
-// joule::linear_w4 (kernels/ops/ops.h) over packed buffers stored on the top module, and the float weight
+// joule::linear_w4 (compress/ops/ops.h) over packed buffers stored on the top module, and the float weight
 // is replaced by an empty tensor, so the saved archive is really smaller. Loading the result needs the
 // joule_ops library. Embeddings, convs and matmuls are left in float.
 #pragma once
@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "compress/pass.h"
-#include "compress/passes/gptq.h"
+#include "compress/passes/pass.h"
+#include "compress/algorithms/gptq.h"
 
 namespace joule {
 

@@ -10,7 +10,7 @@ struct W4 {
   std::vector<float> scales;
 };
 
-// Random W4 tensors in the kernels/quant_formats.h layout (pad nibble of odd K is 0).
+// Random W4 tensors in the kernels/formats/formats.h layout (pad nibble of odd K is 0).
 W4 random_w4(int64_t N, int64_t K, int64_t group, uint32_t seed) {
   std::mt19937 rng(seed);
   const int64_t rb = (K + 1) / 2, ng = (K + group - 1) / group;

@@ -2,7 +2,7 @@
 // kernel against a dense GEMM on the decompressed weights (needs SM >= 80), also fed the CPU float format.
 #include <algorithm>
 
-#include "kernels/sp24.h"
+#include "kernels/formats/sp24_codec.h"
 #include "tests/cuda/cuda_test_util.h"
 
 namespace joule::cuda::test {
@@ -89,7 +89,7 @@ TEST(Sp24Host, InvalidShapesReturnErrorsBeforeTheDevice) {
   EXPECT_EQ(run(DType::kBF16, 0, 5, 16), Status::kOk);  // empty: nothing to do, no device needed
 }
 
-// The CPU storage of a packed model (kernels/sp24.h: float values, the same metadata) as joule::linear_sp24's CUDA
+// The CPU storage of a packed model (kernels/cpu/sp24.h: float values, the same metadata) as joule::linear_sp24's CUDA
 // implementation feeds it to the kernel: values rounded to dt, metadata as it is. W is exact in dt, so the rounded
 // values and the metadata must equal what the GPU-side compressor writes for W's 16-bit patterns.
 struct CpuPacked {

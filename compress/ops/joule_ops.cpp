@@ -1,0 +1,123 @@
+// Schema registration (from compress/ops/schema.h) and CPU implementations of the joule:: ops: a thin
+// LibTorch binding over the plain kernels in kernels/cpu. Shape and dtype errors name the op and the offending sizes.
+#include <ATen/ATen.h>
+#include <torch/library.h>
+
+#include <cmath>
+
+#include "compress/ops/binding.h"
+#include "compress/ops/ops.h"
+#include "compress/ops/schema.h"
+#include "kernels/formats/formats.h"
+#include "kernels/cpu/sp24.h"
+#include "kernels/cpu/w4.h"
+#include "kernels/cpu/w8a8.h"
+
+namespace joule::ops {
+
+bool ensure_ops_registered() { return true; }
+
+namespace {
+
+// x [..., K] float32 -> contiguous [M, K].
+at::Tensor float_rows(const at::Tensor& x, int64_t K, const char* op) {
+  TORCH_CHECK(x.scalar_type() == at::kFloat, op, ": x must be float32, got ", x.scalar_type());
+  return rows_of(x, K, op);
+}
+
+const float* bias_ptr(const std::optional<at::Tensor>& bias, int64_t N, const char* op) {
+  if (!bias || !bias->defined()) return nullptr;
+  TORCH_CHECK(bias->scalar_type() == at::kFloat && bias->dim() == 1 && bias->size(0) == N && bias->is_contiguous(), op,
+              ": bias must be contiguous float32 [", N, "], got ", bias->scalar_type(), " ", bias->sizes());
+  return bias->data_ptr<float>();
+}
+
+at::Tensor linear_w8a8_cpu(const at::Tensor& x, const at::Tensor& qweight, const at::Tensor& w_scale,
+                           const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& x_scale,
+                           const std::optional<at::Tensor>& smooth_inv) {
+  TORCH_CHECK(qweight.scalar_type() == at::kChar && qweight.dim() == 2 && qweight.is_contiguous(),
+              "linear_w8a8: qweight must be contiguous int8 [N, K], got ", qweight.scalar_type(), " ", qweight.sizes());
+  int64_t N = qweight.size(0), K = qweight.size(1);
+  TORCH_CHECK(K <= kernels::kW8A8MaxK, "linear_w8a8: K=", K, " exceeds ", kernels::kW8A8MaxK,
+              " (int32 accumulation could overflow)");
+  TORCH_CHECK(w_scale.scalar_type() == at::kFloat && w_scale.numel() == N && w_scale.is_contiguous(),
+              "linear_w8a8: w_scale must be contiguous float32 [", N, "], got ", w_scale.scalar_type(), " ", w_scale.sizes());
+  kernels::ActQuant aq;
+  if (x_scale && x_scale->defined()) {
+    TORCH_CHECK(x_scale->scalar_type() == at::kFloat && x_scale->numel() == 1, "linear_w8a8: x_scale must be one float32, got ",
+                x_scale->scalar_type(), " ", x_scale->sizes());
+    aq.static_scale = x_scale->item<float>();
+    TORCH_CHECK(aq.static_scale > 0 && std::isfinite(aq.static_scale), "linear_w8a8: x_scale must be positive and finite, got ",
+                aq.static_scale);
+  }
+  if (smooth_inv && smooth_inv->defined()) {
+    TORCH_CHECK(smooth_inv->scalar_type() == at::kFloat && smooth_inv->numel() == K && smooth_inv->is_contiguous(),
+                "linear_w8a8: smooth_inv must be contiguous float32 [", K, "], got ", smooth_inv->scalar_type(), " ",
+                smooth_inv->sizes());
+    aq.smooth_inv = smooth_inv->data_ptr<float>();
+  }
+  at::Tensor x2 = float_rows(x, K, "linear_w8a8");
+  at::Tensor y = at::empty({x2.size(0), N}, x.options());
+  kernels::linear_w8a8(x2.data_ptr<float>(), x2.size(0), K, qweight.data_ptr<int8_t>(), w_scale.data_ptr<float>(), N,
+                       bias_ptr(bias, N, "linear_w8a8"), y.data_ptr<float>(), aq);
+  return y.view(out_shape(x, N));
+}
+
+at::Tensor linear_w4_cpu(const at::Tensor& x, const at::Tensor& qweight, const at::Tensor& scales, const at::Tensor& zeros,
+                         int64_t group_size, int64_t in_features, const std::optional<at::Tensor>& bias) {
+  const int64_t K = in_features;
+  TORCH_CHECK(group_size >= 2 && (group_size & (group_size - 1)) == 0, "linear_w4: group_size ", group_size,
+              " is not a power of two >= 2");
+  TORCH_CHECK(qweight.scalar_type() == at::kByte && qweight.dim() == 2 && qweight.is_contiguous() &&
+                  qweight.size(1) == kernels::w4_row_bytes(K),
+              "linear_w4: qweight must be contiguous uint8 [N, ", kernels::w4_row_bytes(K), "] for K=", K, ", got ",
+              qweight.scalar_type(), " ", qweight.sizes());
+  int64_t N = qweight.size(0), G = kernels::w4_groups(K, group_size);
+  TORCH_CHECK(scales.scalar_type() == at::kFloat && scales.is_contiguous() && scales.sizes() == at::IntArrayRef({N, G}),
+              "linear_w4: scales must be contiguous float32 [", N, ", ", G, "], got ", scales.scalar_type(), " ", scales.sizes());
+  TORCH_CHECK(zeros.scalar_type() == at::kByte && zeros.is_contiguous() && zeros.sizes() == at::IntArrayRef({N, G}),
+              "linear_w4: zeros must be contiguous uint8 [", N, ", ", G, "], got ", zeros.scalar_type(), " ", zeros.sizes());
+  at::Tensor x2 = float_rows(x, K, "linear_w4");
+  at::Tensor y = at::empty({x2.size(0), N}, x.options());
+  kernels::linear_w4(x2.data_ptr<float>(), x2.size(0), K, qweight.data_ptr<uint8_t>(), scales.data_ptr<float>(),
+                     zeros.data_ptr<uint8_t>(), N, group_size, bias_ptr(bias, N, "linear_w4"), y.data_ptr<float>());
+  return y.view(out_shape(x, N));
+}
+
+// meta is stored as int16 (TorchScript archives serialize it everywhere; uint16 tensors are newer) and read as
+// the uint16 words of the format.
+at::Tensor linear_sp24_cpu(const at::Tensor& x, const at::Tensor& values, const at::Tensor& meta, int64_t in_features,
+                           const std::optional<at::Tensor>& bias) {
+  const int64_t K = in_features;
+  TORCH_CHECK(K > 0 && K % kernels::kSp24KAlign == 0, "linear_sp24: in_features=", K, " is not a positive multiple of ",
+              kernels::kSp24KAlign);
+  TORCH_CHECK(values.scalar_type() == at::kFloat && values.dim() == 2 && values.is_contiguous() &&
+                  values.size(1) == K / 2,
+              "linear_sp24: values must be contiguous float32 [N, ", K / 2, "] for K=", K, ", got ",
+              values.scalar_type(), " ", values.sizes());
+  const int64_t N = values.size(0);
+  TORCH_CHECK(meta.scalar_type() == at::kShort && meta.is_contiguous() &&
+                  meta.sizes() == at::IntArrayRef({N, kernels::sp24_meta_cols(K)}),
+              "linear_sp24: meta must be contiguous int16 [", N, ", ", kernels::sp24_meta_cols(K), "], got ",
+              meta.scalar_type(), " ", meta.sizes());
+  at::Tensor x2 = float_rows(x, K, "linear_sp24");
+  at::Tensor y = at::empty({x2.size(0), N}, x.options());
+  kernels::linear_sp24(x2.data_ptr<float>(), x2.size(0), K, values.data_ptr<float>(),
+                       reinterpret_cast<const uint16_t*>(meta.data_ptr<int16_t>()), N,
+                       bias_ptr(bias, N, "linear_sp24"), y.data_ptr<float>());
+  return y.view(out_shape(x, N));
+}
+
+}  // namespace
+
+TORCH_LIBRARY(joule, m) {
+  for (const auto* op : packed_linear_ops()) m.def(op->schema().c_str());  // compress/ops/schema.h
+}
+
+TORCH_LIBRARY_IMPL(joule, CPU, m) {
+  m.impl("linear_w8a8", linear_w8a8_cpu);
+  m.impl("linear_w4", linear_w4_cpu);
+  m.impl("linear_sp24", linear_sp24_cpu);
+}
+
+}  // namespace joule::ops

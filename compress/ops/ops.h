@@ -1,0 +1,13 @@
+// The joule:: custom ops (TORCH_LIBRARY(joule, ...)) live in the shared library joule_ops. A saved model
+// that uses them runs in any LibTorch program that loads it: C++ links libjoule_ops.so (and calls
+// ensure_ops_registered() so the linker keeps it), Python calls torch.ops.load_library(path).
+//
+// Schemas and argument layouts: compress/ops/schema.h. Formats: kernels/formats/formats.h.
+#pragma once
+
+namespace joule::ops {
+
+// Returns true; referencing it from a binary keeps libjoule_ops (and its registrations) linked in.
+bool ensure_ops_registered();
+
+}  // namespace joule::ops

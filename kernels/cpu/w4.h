@@ -1,0 +1,50 @@
+// W4 weight-only linear layers: asymmetric 4-bit weights in groups of G input features, float activations.
+// The packed format (qweight / scales / zeros, w = scale * (q - zero)) is defined in kernels/formats/formats.h.
+//
+// Every function takes raw row-major pointers and shapes; x is [M, K], y is [M, N], the weight has N output
+// rows of K input features. `group` is G: a power of two >= 2 (32, 64, 128 in practice); a group larger than
+// K is allowed (one group per row). Every function throws std::invalid_argument for a bad group, before it
+// touches any buffer. Shapes must be >= 0; M, N or K may be 0.
+#pragma once
+#include <cstdint>
+
+#include "kernels/formats/formats.h"
+
+namespace joule::kernels {
+
+// Round-to-nearest quantization per (row, group). Over the group's values, min = min(0, min w) and
+// max = max(0, max w) (so 0 is exactly representable), scale = (max - min) / 15,
+// zero = clamp(round(-min / scale), 0, 15), q = clamp(round(w / scale) + zero, 0, 15). round() is
+// round-half-to-even (std::nearbyint, like torch.round). An all-zero group (or one whose range underflows
+// to scale 0) gets scale 1, zero 0. Guarantee: |w - scale * (q - zero)| <= scale / 2 (+ float rounding).
+// Writes qweight [N, ceil(K/2)] (pad nibble 0), scales [N, ceil(K/G)], zeros [N, ceil(K/G)].
+void quantize_w4_rtn(const float* w, int64_t N, int64_t K, int64_t group, uint8_t* qweight, float* scales,
+                     uint8_t* zeros);
+
+// The pieces of quantize_w4_rtn, for quantizers that choose codes themselves (GPTQ): the (scale, zero) of one
+// group of n weights, the code of one weight under them, and the nibble packing of codes [N, K] (0..15).
+void w4_group_params(const float* w, int64_t n, float* scale, uint8_t* zero);
+int w4_code(float w, float scale, int zero);
+void pack_w4(const uint8_t* codes, int64_t N, int64_t K, uint8_t* qweight);
+
+// w[n, k] = scales[n, g] * float(q[n, k] - zeros[n, g]), g = k / G; w is [N, K] float.
+void dequantize_w4(const uint8_t* qweight, const float* scales, const uint8_t* zeros, int64_t N, int64_t K,
+                   int64_t group, float* w);
+
+// y[M, N] = x[M, K] * dequant(W)^T + (bias ? bias[n] : 0). Scalar reference: dequantizes one weight row at a
+// time exactly as dequantize_w4 does and sums x * w in increasing k order in float, so it matches a plain
+// float matmul on dequantize_w4's output.
+void linear_w4_ref(const float* x, int64_t M, int64_t K, const uint8_t* qweight, const float* scales,
+                   const uint8_t* zeros, int64_t N, int64_t group, const float* bias, float* y);
+
+// Same contract as linear_w4_ref; AVX2+FMA when the CPU has it (else the reference), OpenMP threads over N
+// (omp_get_max_threads()). The float weight matrix is never materialised:
+//   M <= 4 and G >= 16: GEMV kernel that streams the packed weights once, summing q * x per group and applying
+//     scale * (sum q*x - zero * sum x) at the group's end;
+//   otherwise: panels of 16 weight rows x 256 k dequantized into an L1 buffer for a 6x16 FMA micro-kernel.
+// Results differ from the reference only by summation order (relative ~1e-6 of sum_k |x * w|) and do not
+// depend on the thread count.
+void linear_w4(const float* x, int64_t M, int64_t K, const uint8_t* qweight, const float* scales,
+               const uint8_t* zeros, int64_t N, int64_t group, const float* bias, float* y);
+
+}  // namespace joule::kernels
