@@ -1,10 +1,10 @@
 // Calibration: the forward-input batches that calibrating passes run the model on, and the per-layer
 // statistics they need (GPTQ's Hessian, activation ranges for static scales and SmoothQuant), collected in
-// one pass over the batches and cached in the Context until a pass changes the model.
+// one pass over the batches and cached (compress/analysis/cache.h) until a pass changes the model.
 //
 // Sources: a safetensors tensor file (one tensor per forward argument, by name, samples along dim 0), read
-// here; or text, which needs the model's tokenizer and is provided by the front end (Context::
-// calibration_source, e.g. the CLI for sentence encoders: STS-B TSV or one sentence per line).
+// here; or text, which needs the model's tokenizer and comes from the model layer through a CalibrationSource
+// (compress/analysis/cache.h; sentence encoders: STS-B TSV or one sentence per line).
 #pragma once
 #include <torch/script.h>
 

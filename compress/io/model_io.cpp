@@ -1,7 +1,5 @@
 #include "compress/io/model_io.h"
 
-#include <unistd.h>
-
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -9,6 +7,7 @@
 #include <sstream>
 
 #include "compress/base/error.h"
+#include "compress/io/atomic_file.h"
 
 namespace joule {
 namespace fs = std::filesystem;
@@ -81,49 +80,25 @@ void check_output_path(const std::string& out, const std::string& input_path) {
   if (fs::is_directory(out, ec)) fail("output '{}' is a folder; give a file name", out);
 }
 
-static std::string temp_name(const std::string& out) {
-  fs::path p(out);
-  fs::path dir = p.parent_path().empty() ? fs::path(".") : p.parent_path();
-  return (dir / ("." + p.filename().string() + ".tmp." + std::to_string(getpid()))).string();
-}
-
-static void commit_temp(const std::string& tmp, const std::string& out) {
-  std::error_code ec;
-  fs::rename(tmp, out, ec);
-  if (ec) {
-    std::error_code ignored;
-    fs::remove(tmp, ignored);
-    fail("output '{}': cannot move the temp file into place: {}", out, ec.message());
-  }
-}
-
 void write_file_atomic(const std::string& path, const std::string& content) {
   check_output_path(path, "");
-  std::string tmp = temp_name(path);
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    f << content;
-    if (!f.flush()) fail("output '{}': cannot write ({})", path, std::strerror(errno));
-  }
-  commit_temp(tmp, path);
+  io::write_file_atomic(path, content);
 }
 
 void save_model(const torch::jit::Module& module, const std::string& out, const std::string& input_path,
                 const nlohmann::json& workload, const nlohmann::json& provenance,
                 const std::map<std::string, std::string>& carried) {
   check_output_path(out, input_path);
-  std::error_code ec;
-  std::string tmp = temp_name(out);
   torch::jit::ExtraFilesMap extra(carried.begin(), carried.end());
   if (!workload.is_null()) extra[kWorkloadFile] = workload.dump();
   if (!provenance.is_null()) extra[kProvenanceFile] = provenance.dump(2);
+  io::AtomicFile tmp(out);
   try {
-    module.save(tmp, extra);
+    module.save(tmp.temp_path(), extra);  // rewrites the temp file in place; commit() fsyncs it through its fd
   } catch (const c10::Error& e) {
-    fs::remove(tmp, ec);
     fail("output '{}': cannot write: {}", out, first_line(e.what_without_backtrace()));
   }
-  commit_temp(tmp, out);
+  tmp.commit();
 }
 
 int64_t archive_bytes(const torch::jit::Module& module) {

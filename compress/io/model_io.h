@@ -24,7 +24,7 @@ const std::vector<std::string>& carried_extra_files();
 // Checks the file (exists, zip archive, not truncated) before LibTorch sees it; the module is put in eval mode.
 LoadedModel load_model(const std::string& path);
 
-// Writes OUT atomically (temp file in the same folder, then rename). Refuses to overwrite `input_path`.
+// Writes OUT atomically and durably (compress/io/atomic_file.h). Refuses to overwrite `input_path`.
 void save_model(const torch::jit::Module& module, const std::string& out, const std::string& input_path,
                 const nlohmann::json& workload, const nlohmann::json& provenance,
                 const std::map<std::string, std::string>& extra = {});
@@ -32,7 +32,7 @@ void save_model(const torch::jit::Module& module, const std::string& out, const 
 // Fails (one line) unless OUT can be written: its folder exists and it is not the input file.
 void check_output_path(const std::string& out, const std::string& input_path);
 
-// Writes `content` to `path` atomically (temp file in the same folder, then rename).
+// Writes `content` to `path` atomically and durably, after check_output_path(path).
 void write_file_atomic(const std::string& path, const std::string& content);
 
 // Bytes of the archive `save_model` would write, without touching the disk.

@@ -30,6 +30,7 @@
 #include <unordered_set>
 
 #include "compress/base/error.h"
+#include "compress/io/atomic_file.h"
 
 namespace joule::st {
 namespace {
@@ -174,62 +175,6 @@ struct Fd {
   }
 };
 
-void write_all(const std::string& path, int fd, const void* p, size_t n) {
-  const auto* c = static_cast<const char*>(p);
-  while (n > 0) {
-    ssize_t w = ::write(fd, c, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) bad(path, "cannot write the temp file: {}", std::strerror(w < 0 ? errno : EIO));
-    c += w;
-    n -= static_cast<size_t>(w);
-  }
-}
-
-// A new file beside `target`, removed on destruction unless commit() renamed it into place.
-class TempFile {
- public:
-  explicit TempFile(const std::string& target) : target_(target) {
-    namespace fs = std::filesystem;
-    fs::path t(target);
-    if (t.filename().empty()) bad(target, "not a file name");
-    static std::atomic<unsigned> counter{0};
-    // O_EXCL: two writers (threads or processes) never share a temp file; retry past stale ones.
-    for (int tries = 0; tries < 100 && fd_.fd < 0; ++tries) {
-      std::string name = fmt::format(".{}.tmp.{}.{}", t.filename().string(), ::getpid(), counter++);
-      tmp_ = (t.parent_path() / name).string();
-      fd_.fd = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-      if (fd_.fd < 0 && errno != EEXIST) bad(target, "cannot create a temp file beside it: {}", std::strerror(errno));
-    }
-    if (fd_.fd < 0) bad(target, "cannot create a temp file beside it: too many stale temp files");
-  }
-  ~TempFile() {
-    if (!committed_) ::unlink(tmp_.c_str());
-  }
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-
-  int fd() const { return fd_.fd; }
-
-  void commit() {
-    if (::fsync(fd_.fd) != 0) bad(target_, "cannot fsync the temp file: {}", std::strerror(errno));
-    int fd = fd_.fd;
-    fd_.fd = -1;
-    if (::close(fd) != 0) bad(target_, "cannot close the temp file: {}", std::strerror(errno));
-    if (::rename(tmp_.c_str(), target_.c_str()) != 0)
-      bad(target_, "cannot rename the temp file into place: {}", std::strerror(errno));
-    committed_ = true;
-    // Make the rename itself durable; best effort, as some file systems refuse fsync on a folder.
-    std::string dir = std::filesystem::path(target_).parent_path().string();
-    Fd d{::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
-    if (d.fd >= 0) ::fsync(d.fd);
-  }
-
- private:
-  std::string target_, tmp_;
-  Fd fd_{-1};
-  bool committed_ = false;
-};
-
 }  // namespace
 
 size_t dtype_size(DType d) { return info(d).size; }
@@ -336,10 +281,10 @@ void write(const std::string& path, const std::vector<TensorData>& tensors,
   uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(static_cast<uint64_t>(text.size()) >> (8 * i));
 
-  TempFile tmp(path);
-  write_all(path, tmp.fd(), len, sizeof len);
-  write_all(path, tmp.fd(), text.data(), text.size());
-  for (const TensorData* t : order) write_all(path, tmp.fd(), t->data, t->nbytes);
+  io::AtomicFile tmp(path, "safetensors");
+  tmp.write(len, sizeof len);
+  tmp.write(text.data(), text.size());
+  for (const TensorData* t : order) tmp.write(t->data, t->nbytes);
   tmp.commit();
 }
 

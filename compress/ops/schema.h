@@ -28,7 +28,8 @@ struct OpArg {
 
 struct PackedLinearOp {
   const char* name;   // "linear_w8a8": the op is joule::<name>
-  const char* quant;  // the graph layer's label for such ops ("w8a8", "w4", "sp24")
+  const char* quant;      // the graph layer's label for such ops ("w8a8", "w4", "sp24")
+  const char* mac_dtype;  // what the multiply-accumulates run in, for the energy op model ("i8", "f32")
   std::vector<OpArg> args;
 
   std::string qualname() const { return std::string("joule::") + name; }
@@ -58,7 +59,7 @@ struct PackedLinearOp {
 // W8A8: x float [..., K]; qweight int8 [N, K]; w_scale float32 [N]; bias float32 [N]; x_scale float32 [1] (static
 // activation scale; None: per token at run time); smooth_inv float32 [K] (SmoothQuant's 1/s applied to x).
 inline const PackedLinearOp& linear_w8a8() {
-  static const PackedLinearOp op{"linear_w8a8", "w8a8",
+  static const PackedLinearOp op{"linear_w8a8", "w8a8", "i8",
                                  {{"x", "Tensor", ArgKind::Input},
                                   {"qweight", "Tensor", ArgKind::Buffer},
                                   {"w_scale", "Tensor", ArgKind::Buffer},
@@ -71,7 +72,7 @@ inline const PackedLinearOp& linear_w8a8() {
 // W4 (weight-only): qweight uint8 [N, ceil(K/2)]; scales float32 [N, ceil(K/G)]; zeros uint8 [N, ceil(K/G)];
 // group_size G; in_features K (qweight's width cannot tell an odd K); bias float32 [N].
 inline const PackedLinearOp& linear_w4() {
-  static const PackedLinearOp op{"linear_w4", "w4",
+  static const PackedLinearOp op{"linear_w4", "w4", "f32",  // dequantized to float in registers
                                  {{"x", "Tensor", ArgKind::Input},
                                   {"qweight", "Tensor", ArgKind::Buffer},
                                   {"scales", "Tensor", ArgKind::Buffer},
@@ -85,7 +86,7 @@ inline const PackedLinearOp& linear_w4() {
 // 2:4 sparse: values float32 [N, K/2]; meta int16 [N, K/16] (the uint16 words bit for bit); in_features K,
 // K % 16 == 0; bias float32 [N].
 inline const PackedLinearOp& linear_sp24() {
-  static const PackedLinearOp op{"linear_sp24", "sp24",
+  static const PackedLinearOp op{"linear_sp24", "sp24", "f32",
                                  {{"x", "Tensor", ArgKind::Input},
                                   {"values", "Tensor", ArgKind::Buffer},
                                   {"meta", "Tensor", ArgKind::Buffer},
@@ -103,6 +104,13 @@ inline const std::vector<const PackedLinearOp*>& packed_linear_ops() {
 inline const PackedLinearOp* find_packed_linear_op(const std::string& qualname) {
   for (const auto* op : packed_linear_ops())
     if (op->qualname() == qualname) return op;
+  return nullptr;
+}
+
+// The op whose graph-layer label is `quant` ("w4"), or nullptr.
+inline const PackedLinearOp* find_packed_linear_op_by_quant(const std::string& quant) {
+  for (const auto* op : packed_linear_ops())
+    if (quant == op->quant) return op;
   return nullptr;
 }
 

@@ -1,32 +1,25 @@
-// The one table of passes. It drives recipe parsing (YAML/JSON), the CLI's per-pass subcommands, and
-// --help listings; adding a pass is one line in registry.cpp.
+// The one table of passes. Each entry is the pass's spec (its name, summary and options) and its factory;
+// the table drives recipe parsing (compress/pipeline/recipe.h), the CLI's per-pass subcommands with their flags
+// and --help (tools/cmd_pass.cpp), and report labels. Adding a pass is one line in registry.cpp.
 #pragma once
-#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "compress/passes/options.h"
 #include "compress/passes/pass.h"
 
 namespace joule {
 
 struct PassInfo {
-  const char* name;
-  const char* summary;
-  std::function<std::unique_ptr<Pass>(const nlohmann::json& options)> make;  // validates the options
+  const PassSpec& (*spec)();
+  std::unique_ptr<Pass> (*make)(const nlohmann::json& options);  // validates the options (one-line errors)
 };
 
 const std::vector<PassInfo>& pass_registry();
+const PassInfo* find_pass(const std::string& name);  // nullptr when unknown
+// The pass `name` with `options`; unknown names are a one-line error listing the known ones.
 std::unique_ptr<Pass> make_pass(const std::string& name, const nlohmann::json& options);
-
-struct Recipe {
-  std::vector<std::unique_ptr<Pass>> passes;
-  nlohmann::json workload;  // optional "workload:" section, null when absent
-};
-
-// A recipe file: `passes: [{prune: {method: "2:4"}}, ...]` in YAML or JSON, optionally with `workload:`.
-Recipe load_recipe(const std::string& path);
-Recipe parse_recipe(const nlohmann::json& doc, const std::string& where);
 
 }  // namespace joule

@@ -1,207 +1,16 @@
 #include "compress/pipeline/pipeline.h"
 
-#include <ATen/Parallel.h>
-#include <torch/version.h>
+#include <fmt/format.h>
 
-#include <algorithm>
 #include <chrono>
-#include <ctime>
 #include <thread>
 
-#include "compress/base/error.h"
-#include "compress/io/model_io.h"
-#include "compress/base/progress.h"
+#include "compress/pipeline/measure.h"
 
 namespace joule {
 
-const Analysis& Context::analysis(const torch::jit::Module& m) {
-  if (!analysis_) analysis_ = analyze(m);
-  return *analysis_;
-}
-
-const CalibrationStats& Context::calibration_stats(const torch::jit::Module& m, const std::string& file, int64_t samples) {
-  auto key = std::make_pair(file, samples);
-  auto it = calibration_.find(key);
-  if (it != calibration_.end()) return it->second;
-  Batches batches;
-  if (calibration_source) batches = calibration_source(file, samples);
-  if (batches.empty()) batches = tensor_calibration(file, m, workload, samples);
-  return calibration_[key] = collect_linear_stats(m, batches);
-}
-
-static void flatten_into(const c10::IValue& v, std::vector<at::Tensor>& out) {
-  if (v.isTensor()) {
-    out.push_back(v.toTensor().detach().reshape(-1).to(c10::kDouble));
-  } else if (v.isTuple()) {
-    for (const auto& e : v.toTupleRef().elements()) flatten_into(e, out);
-  } else if (v.isList()) {
-    for (const auto& e : v.toListRef()) flatten_into(e, out);
-  } else if (v.isGenericDict()) {
-    for (const auto& kv : v.toGenericDict()) flatten_into(kv.value(), out);
-  }
-}
-
-at::Tensor flat_output(const c10::IValue& out) {
-  std::vector<at::Tensor> parts;
-  flatten_into(out, parts);
-  if (parts.empty()) fail("the model's output holds no tensor to compare");
-  return at::cat(parts);
-}
-
-static double cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
-}
-
-static double percentile(std::vector<double> v, double q) {
-  std::sort(v.begin(), v.end());
-  double pos = q * double(v.size() - 1);
-  size_t lo = static_cast<size_t>(pos);
-  size_t hi = std::min(lo + 1, v.size() - 1);
-  return v[lo] + (pos - double(lo)) * (v[hi] - v[lo]);
-}
-
-std::vector<energy::OpCost> op_costs(const torch::jit::Module& m, const Analysis& a) {
-  std::vector<energy::OpCost> out;
-  for (const auto& op : a.ops) {
-    if (op.calls == 0) continue;
-    at::Tensor w = get_tensor(m, op.weight);
-    energy::OpCost c;
-    c.name = op.weight;
-    try {
-      // W8A8 multiplies int8 by int8; W4 dequantizes to float32 in registers before the FMA.
-      c.dtype = op.quant == "w8a8" ? energy::DType::I8
-                : op.quant == "w4" ? energy::DType::F32
-                                   : energy::dtype_from_name(c10::toString(w.scalar_type()));
-    } catch (const std::invalid_argument&) {
-      c.dtype = energy::DType::F32;
-    }
-    int64_t bytes = static_cast<int64_t>(w.nbytes());
-    for (const auto& t : op.quant_tensors) bytes += static_cast<int64_t>(get_tensor(m, t).nbytes());
-    if (!op.bias.empty()) bytes += static_cast<int64_t>(get_tensor(m, op.bias).nbytes());
-    c.macs = double(op.macs);
-    c.weight_bytes = double(bytes) * double(op.calls);
-    c.act_bytes = double(op.act_bytes);
-    c.density = op.quant.empty() && w.numel() ? double(w.count_nonzero().item<int64_t>()) / double(w.numel()) : 1.0;
-    out.push_back(c);
-  }
-  return out;
-}
-
-std::vector<EnergyFigure> measure_energy(torch::jit::Module& m, const std::vector<c10::IValue>& inputs,
-                                         const energy::Session& session, double latency_ms, double dram_bytes,
-                                         const std::string& label) {
-  const auto& meters = session.meters();
-  int windows = std::max(2, session.settings().windows);
-  // Each window repeats the workload until it is long enough for the slowest meter (NVML's counter
-  // updates every ~100 ms): a short window is never reported as zero.
-  int64_t per_window = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(session.window_s() * 1e3 / std::max(latency_ms, 1e-3))));
-  std::vector<std::vector<double>> samples(meters.size());
-  std::vector<double> rel(meters.size(), 0);
-  torch::NoGradGuard no_grad;
-  Progress bar("energy " + label, windows);
-  for (int k = 0; k < windows; ++k, bar.tick()) {
-    for (auto& mt : meters) mt->start();
-    for (int64_t i = 0; i < per_window; ++i) m.forward(inputs);
-    energy::WindowInfo info{dram_bytes * double(per_window)};
-    for (size_t j = 0; j < meters.size(); ++j) {
-      energy::Reading r = meters[j]->stop(info);
-      samples[j].push_back(r.joules / double(per_window));
-      rel[j] = r.uncertainty_rel;
-    }
-  }
-  std::vector<EnergyFigure> out;
-  for (size_t j = 0; j < meters.size(); ++j) {
-    energy::Stats st = energy::mean_ci95(samples[j]);
-    out.push_back({meters[j]->source(), meters[j]->measured(), st.mean, st.ci95, rel[j], windows, per_window, nullptr});
-  }
-  return out;
-}
-
-Metrics measure(const torch::jit::Module& m, const Workload& w, const std::vector<c10::IValue>& inputs,
-                const at::Tensor& reference, const std::string& label, const energy::Session* session) {
-  Metrics r;
-  for (const auto& p : m.named_parameters(true)) {
-    r.params += p.value.numel();
-    r.nonzero_params += p.value.count_nonzero().item<int64_t>();
-    r.weight_bytes += static_cast<int64_t>(p.value.nbytes());
-  }
-  for (const auto& b : m.named_buffers(true)) r.weight_bytes += static_cast<int64_t>(b.value.nbytes());
-  r.file_bytes = archive_bytes(m);
-
-  torch::NoGradGuard no_grad;
-  auto module = m;  // forward() is non-const; Module is a handle to the same object
-  Progress bar("measuring " + label, w.warmup + w.reps);
-  c10::IValue out;
-  for (int i = 0; i < w.warmup; ++i, bar.tick()) out = module.forward(inputs);
-  std::vector<double> ms;
-  double cpu0 = cpu_seconds();
-  auto wall0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < w.reps; ++i, bar.tick()) {
-    auto t0 = std::chrono::steady_clock::now();
-    out = module.forward(inputs);
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-  }
-  double wall = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - wall0).count();
-  double cpu = (cpu_seconds() - cpu0) * 1e3;
-  r.reps = w.reps;
-  r.latency_ms = percentile(ms, 0.5);
-  r.latency_p10_ms = percentile(ms, 0.1);
-  r.latency_p90_ms = percentile(ms, 0.9);
-  r.wall_ms_per_inference = wall / w.reps;
-  r.cpu_ms_per_inference = cpu / w.reps;
-
-  at::Tensor y = flat_output(out);
-  if (y.numel() != reference.numel())
-    fail("output size changed from {} to {} values; fidelity cannot be compared", reference.numel(), y.numel());
-  r.max_abs_err = reference.numel() ? (y - reference).abs().max().item<double>() : 0.0;
-  double denom = y.norm().item<double>() * reference.norm().item<double>();
-  r.cosine = denom > 0 ? y.dot(reference).item<double>() / denom : (y.equal(reference) ? 1.0 : 0.0);
-
-  if (session) {
-    Analysis probed = analyze(m, &inputs);
-    auto costs = op_costs(m, probed);
-    double dram_bytes = 0;
-    for (const auto& c : costs) dram_bytes += c.weight_bytes;
-    r.energy = measure_energy(module, inputs, *session, r.latency_ms, dram_bytes, label);
-    const auto& consts = session->settings().op;
-    energy::OpEstimate dense = energy::estimate_dense(costs, consts), ideal = energy::estimate_ideal_sparse(costs, consts);
-    double macs = 0, act = 0;
-    for (const auto& c : costs) macs += c.macs, act += c.act_bytes;
-    nlohmann::json detail = {{"as_executed", dense.to_json()},
-                             {"ideal_sparse", ideal.to_json()},
-                             {"macs", macs},
-                             {"weight_bytes_read", dram_bytes},
-                             {"activation_bytes", act},
-                             {"scope", "weight-bearing ops only (linear, conv, matmul with a weight)"}};
-    // The op model is an order-of-magnitude figure in absolute terms (45 nm constants): uncertainty 100%.
-    r.energy.push_back({"estimate:op-model", false, dense.total(), 0.0, 1.0, 0, 0, detail});
-  }
-  return r;
-}
-
-void fill_int_bounds(Workload& w, const Analysis& a) {
-  int64_t vocab = 0;
-  for (const auto& op : a.ops)
-    if (op.kind == OpKind::Embedding) vocab = vocab ? std::min(vocab, op.weight_shape[0]) : op.weight_shape[0];
-  for (auto& in : w.inputs)
-    if (c10::isIntegralType(in.dtype, false) && in.high == 0 && !in.fill) in.high = vocab ? vocab : 100;
-}
-
-nlohmann::json describe_model(const torch::jit::Module& m, const Workload& w, const std::string& path) {
-  auto inputs = w.make_inputs();
-  Analysis a = analyze(m, &inputs);
-  return {{"path", path},
-          {"workload", w.to_json()},
-          {"threads", at::get_num_threads()},
-          {"libtorch", TORCH_VERSION},
-          {"params", a.total_params},
-          {"weight_ops", a.ops.size()},
-          {"macs", a.total_macs()}};
-}
-
-Report Pipeline::run(torch::jit::Module& m, Context& ctx, nlohmann::json model_info, const energy::Session* session) {
+Report Pipeline::run(torch::jit::Module& m, Context& ctx, nlohmann::json model_info, const energy::Session* session,
+                     QualityProbe* quality) {
   Report report;
   report.model = std::move(model_info);
   if (session) {
@@ -215,11 +24,12 @@ Report Pipeline::run(torch::jit::Module& m, Context& ctx, nlohmann::json model_i
     reference = flat_output(m.forward(inputs));
   }
   Metrics current = measure(m, ctx.workload, inputs, reference, "input model", session);
-  if (ctx.task_quality) current.task = ctx.task_quality(m);
+  if (quality) current.task = quality->score(m);
   for (size_t i = 0; i < passes_.size(); ++i) {
     Pass& pass = *passes_[i];
     PassRecord rec;
     rec.name = pass.name();
+    rec.label = pass.label();
     rec.options = pass.options();
     rec.before = current;
     double cpu0 = cpu_seconds();
@@ -248,7 +58,7 @@ Report Pipeline::run(torch::jit::Module& m, Context& ctx, nlohmann::json model_i
     rec.stats = std::move(res.stats);
     rec.warnings = std::move(res.warnings);
     current = measure(m, ctx.workload, inputs, reference, fmt::format("after {}. {}", i + 1, rec.name), session);
-    if (ctx.task_quality) current.task = ctx.task_quality(m);
+    if (quality) current.task = quality->score(m);
     rec.after = current;
     report.passes.push_back(std::move(rec));
   }

@@ -1,10 +1,11 @@
-// Runs passes in order and measures the model before the first and after every pass on the fixed workload:
-// size (params, non-zeros, weight and archive bytes), latency (median of timed repetitions after warm-up),
-// fidelity against the pipeline's input model, and time per inference (the energy section's basis).
+// Runs passes in order on one model and measures it before the first pass and after every pass
+// (compress/pipeline/measure.h), with the energy each pass itself cost. What to run and measure comes from a
+// CompressionJob (compress/pipeline/job.h); this is the loop.
 #pragma once
 #include <torch/script.h>
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "compress/energy/session.h"
@@ -13,34 +14,23 @@
 
 namespace joule {
 
-// All outputs of a forward (tensor, tuple, list, dict) flattened and concatenated as float64.
-at::Tensor flat_output(const c10::IValue& out);
-
-// Size, latency and fidelity; with a session also energy per inference from every meter (windows of
-// repeated inferences, mean and 95% CI) and the op model.
-Metrics measure(const torch::jit::Module& m, const Workload& w, const std::vector<c10::IValue>& inputs,
-                const at::Tensor& reference, const std::string& label, const energy::Session* session = nullptr);
-
-// The op model's view of the model: one OpCost per weight op that ran on the workload.
-std::vector<energy::OpCost> op_costs(const torch::jit::Module& m, const Analysis& probed);
-
-// Joules per inference from every meter of the session, `windows` windows of repeated inferences each.
-std::vector<EnergyFigure> measure_energy(torch::jit::Module& m, const std::vector<c10::IValue>& inputs,
-                                         const energy::Session& session, double latency_ms, double dram_bytes,
-                                         const std::string& label);
-
-// Integer inputs without an explicit upper bound get the smallest embedding table of the model (token ids
-// must index every table), or 100 when the model has none.
-void fill_int_bounds(Workload& w, const Analysis& a);
-
-// Model-level facts for the report: weight ops, params, MACs on the workload.
-nlohmann::json describe_model(const torch::jit::Module& m, const Workload& w, const std::string& path);
+// Scores a model state on a task (STS-B for sentence encoders, models/job_hooks.h); measured before the first
+// pass and after each, reported as Metrics::task.
+class QualityProbe {
+ public:
+  virtual ~QualityProbe() = default;
+  virtual nlohmann::json score(torch::jit::Module& m) = 0;
+};
 
 class Pipeline {
  public:
   void add(std::unique_ptr<Pass> p) { passes_.push_back(std::move(p)); }
   size_t size() const { return passes_.size(); }
-  Report run(torch::jit::Module& m, Context& ctx, nlohmann::json model_info, const energy::Session* session);
+  const Pass& pass(size_t i) const { return *passes_.at(i); }
+  // Runs every pass on `m` in place. After a pass that reports a change, ctx's analyses are invalidated.
+  // `session` null: no energy figures; `quality` null: no task metrics.
+  Report run(torch::jit::Module& m, Context& ctx, nlohmann::json model_info, const energy::Session* session,
+             QualityProbe* quality = nullptr);
 
  private:
   std::vector<std::unique_ptr<Pass>> passes_;

@@ -9,17 +9,9 @@
 namespace joule {
 
 std::string pass_label(const PassRecord& p) {
-  const auto& o = p.options;
-  if (!o.is_object()) return p.name;
-  if (o.contains("scheme")) {
-    std::string l = fmt::format("{} {}", p.name, o["scheme"].get<std::string>());
-    if (o.contains("group")) l += fmt::format(" g{}", o["group"].get<int64_t>());
-    if (o.value("method", "rtn") != "rtn") l += " " + o["method"].get<std::string>();
-    if (o.value("act", "dynamic") != "dynamic") l += " " + o["act"].get<std::string>();
-    if (o.contains("smooth")) l += fmt::format(" sq{:g}", o["smooth"].get<double>());
-    return l;
-  }
-  if (o.contains("method")) return fmt::format("{} {}", p.name, o["method"].get<std::string>());
+  if (!p.label.empty()) return p.label;
+  if (p.options.is_object() && p.options.contains("method") && p.options["method"].is_string())
+    return fmt::format("{} {}", p.name, p.options["method"].get<std::string>());
   return p.name;
 }
 

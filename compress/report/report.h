@@ -49,6 +49,7 @@ struct Metrics {
 
 struct PassRecord {
   std::string name;
+  std::string label;  // "quantize w4 g128 gptq" (from the pass's option spec); empty: pass_label() derives one
   nlohmann::json options;
   Metrics before, after;
   nlohmann::json stats;  // what the pass changed (per layer)
@@ -69,7 +70,7 @@ struct Report {
 };
 
 nlohmann::json metrics_json(const Metrics& m);
-std::string pass_label(const PassRecord& p);  // "prune 2:4", "quantize w4 g128", ...
+std::string pass_label(const PassRecord& p);  // p.label, else the name and the method option: "prune 2:4"
 nlohmann::json figure_json(const EnergyFigure& f);
 const EnergyFigure* find_figure(const Metrics& m, const std::string& source);
 

@@ -1,0 +1,90 @@
+#include "compress/pipeline/recipe.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "compress/base/error.h"
+#include "compress/passes/registry.h"
+
+namespace joule {
+
+// YAML -> JSON with scalars typed the way YAML 1.2 core schema reads them, so that `sparsity: 0.5` is a
+// number and `method: 2:4` stays a string.
+static nlohmann::json to_json(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined: return nullptr;
+    case YAML::NodeType::Sequence: {
+      auto a = nlohmann::json::array();
+      for (const auto& e : n) a.push_back(to_json(e));
+      return a;
+    }
+    case YAML::NodeType::Map: {
+      auto o = nlohmann::json::object();
+      for (const auto& kv : n) o[kv.first.as<std::string>()] = to_json(kv.second);
+      return o;
+    }
+    case YAML::NodeType::Scalar: {
+      const std::string& s = n.Scalar();
+      if (n.Tag() == "!") return s;  // quoted
+      if (s == "true" || s == "false") return s == "true";
+      if (s == "null" || s == "~") return nullptr;
+      char* end = nullptr;
+      long long i = std::strtoll(s.c_str(), &end, 10);
+      if (!s.empty() && *end == '\0') return i;
+      double d = std::strtod(s.c_str(), &end);
+      if (!s.empty() && *end == '\0') return d;
+      return s;
+    }
+  }
+  return nullptr;
+}
+
+Recipe parse_recipe(const nlohmann::json& doc, const std::string& where) {
+  if (!doc.is_object() || !doc.contains("passes"))
+    fail("recipe '{}': expected a mapping with 'passes: [...]'", where);
+  Recipe r;
+  for (const auto& [k, v] : doc.items())
+    if (k != "passes" && k != "workload") fail("recipe '{}': unknown key '{}' (passes, workload)", where, k);
+  if (doc.contains("workload")) r.workload = doc["workload"];
+  const auto& passes = doc["passes"];
+  if (!passes.is_array() || passes.empty()) fail("recipe '{}': 'passes' must be a non-empty list", where);
+  for (size_t i = 0; i < passes.size(); ++i) {
+    const auto& p = passes[i];
+    if (!p.is_object() || p.size() != 1)
+      fail("recipe '{}': pass {} must be a single-key mapping such as {{prune: {{method: \"2:4\"}}}}", where, i + 1);
+    auto it = p.begin();
+    nlohmann::json opts = it.value().is_null() ? nlohmann::json::object() : it.value();
+    try {
+      r.passes.push_back(make_pass(it.key(), opts));
+    } catch (const Error& e) {
+      fail("recipe '{}', pass {}: {}", where, i + 1, e.what());
+    }
+  }
+  return r;
+}
+
+nlohmann::json recipe_json(const std::string& text, const std::string& where) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);  // YAML is a superset of JSON: both recipe forms parse here
+  } catch (const YAML::Exception& e) {
+    fail("recipe '{}': not valid YAML/JSON: {}", where, e.what());
+  }
+  return to_json(root);
+}
+
+Recipe load_recipe(const std::string& path) {
+  if (!std::filesystem::exists(path)) fail("recipe '{}': no such file", path);
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::Exception& e) {
+    fail("recipe '{}': not valid YAML/JSON: {}", path, e.what());
+  }
+  return parse_recipe(to_json(root), path);
+}
+
+}  // namespace joule
