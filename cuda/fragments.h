@@ -26,50 +26,52 @@
 #pragma once
 #include <cstdint>
 
+// Not JOULE_HD: that is kernels/formats/formats.h's (constexpr functions, no forceinline); one name with two
+// definitions made every TU that includes both warn, and left each function's qualifiers to include order.
 #if defined(__CUDACC__)
-#define JOULE_HD __host__ __device__ __forceinline__
+#define JOULE_FRAG_HD __host__ __device__ __forceinline__
 #else
-#define JOULE_HD inline
+#define JOULE_FRAG_HD inline
 #endif
 
 namespace joule::cuda::frag {
 
 // ---- index maps (virtual column of a PTX fragment table -> real k inside the block) ---------------------
 // f16/bf16 m16n8k16: virtual v in [0, 16) of step s.
-JOULE_HD int f16_real_k(int v, int s) {
+JOULE_FRAG_HD int f16_real_k(int v, int s) {
   const int t = (v & 7) >> 1, hi = v >> 3, e = v & 1;
   return 16 * t + 4 * s + 2 * hi + e;
 }
 // s8 m16n8k32: virtual v in [0, 32) of step s.
-JOULE_HD int s8_real_k(int v, int s) {
+JOULE_FRAG_HD int s8_real_k(int v, int s) {
   const int t = (v & 15) >> 2, hi = v >> 4, e = v & 3;
   return 32 * t + 8 * s + 4 * hi + e;
 }
 // 2:4 sparse m16n8k16: virtual dense v in [0, 16) of step s.
-JOULE_HD int sp_real_k(int v, int s) { return 4 * (4 * (v >> 2) + s) + (v & 3); }
+JOULE_FRAG_HD int sp_real_k(int v, int s) { return 4 * (4 * (v >> 2) + s) + (v & 3); }
 
 // ---- register selection from the per-thread segments ---------------------------------------------------
 // Dense f16/bf16 B register (hi 0/1) of step s from the 8-word activation segment.
-JOULE_HD uint32_t f16_b_reg(const uint32_t seg[8], int s, int hi) { return seg[2 * s + hi]; }
+JOULE_FRAG_HD uint32_t f16_b_reg(const uint32_t seg[8], int s, int hi) { return seg[2 * s + hi]; }
 // s8 A or B register (hi 0/1) of step s from an 8-word segment.
-JOULE_HD uint32_t s8_reg(const uint32_t seg[8], int s, int hi) { return seg[2 * s + hi]; }
+JOULE_FRAG_HD uint32_t s8_reg(const uint32_t seg[8], int s, int hi) { return seg[2 * s + hi]; }
 // The W4 byte (two k: low nibble the even one) of step s, half hi, from the 8-byte segment seg = {lo, hi} words.
-JOULE_HD uint32_t w4_byte(const uint32_t seg[2], int s, int hi) {
+JOULE_FRAG_HD uint32_t w4_byte(const uint32_t seg[2], int s, int hi) {
   const int b = 2 * s + hi;
   return (seg[b >> 2] >> (8 * (b & 3))) & 0xffu;
 }
 // 2:4 A register of step s from the thread's 4-word value segment.
-JOULE_HD uint32_t sp_a_reg(const uint32_t seg[4], int s) { return seg[s]; }
+JOULE_FRAG_HD uint32_t sp_a_reg(const uint32_t seg[4], int s) { return seg[s]; }
 // 2:4 B register (0/1) of step s: word 2s + (t%2) of segment 0 or 1.
-JOULE_HD uint32_t sp_b_reg(const uint32_t seg0[8], const uint32_t seg1[8], int t, int s, int reg) {
+JOULE_FRAG_HD uint32_t sp_b_reg(const uint32_t seg0[8], const uint32_t seg1[8], int t, int s, int reg) {
   return (reg == 0 ? seg0 : seg1)[2 * s + (t & 1)];
 }
 // Real k (inside the block) where the two B segments of lane t start.
-JOULE_HD int sp_b_seg_start(int t, int reg) { return 32 * reg + 16 * (t >> 1); }
+JOULE_FRAG_HD int sp_b_seg_start(int t, int reg) { return 32 * reg + 16 * (t >> 1); }
 
 // Metadata word of step s for a quad, from the 64-bit metadata of rows g and g + 8 over the block (4 uint16
 // words, little-endian: chunk j of the block at bits [4j+3:4j]).
-JOULE_HD uint32_t sp_meta_word(uint64_t meta_g, uint64_t meta_g8, int s) {
+JOULE_FRAG_HD uint32_t sp_meta_word(uint64_t meta_g, uint64_t meta_g8, int s) {
   uint32_t w = 0;
   for (int c = 0; c < 4; ++c) {
     const int j = 4 * c + s;
@@ -83,7 +85,7 @@ JOULE_HD uint32_t sp_meta_word(uint64_t meta_g, uint64_t meta_g8, int s) {
 // Positions idx0 < idx1 kept from a 4-value chunk of 16-bit floats (+-0 is zero): the non-zeros, padded with the
 // lowest free positions when there are fewer than two; with more than two, the first two. Returns the number of
 // non-zeros (> 2 breaks the format).
-JOULE_HD int sp24_chunk(const uint16_t v[4], int* idx0, int* idx1) {
+JOULE_FRAG_HD int sp24_chunk(const uint16_t v[4], int* idx0, int* idx1) {
   int nz[4], n = 0;
   for (int j = 0; j < 4; ++j)
     if ((v[j] & 0x7fffu) != 0) nz[n++] = j;

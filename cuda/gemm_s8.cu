@@ -105,11 +105,12 @@ Status check_s8_shape(const int8_t* qx, const int8_t* qw, const void* y, int64_t
 // ---- per-token quantization --------------------------------------------------------------------------------
 
 constexpr int kQuantThreads = 256;
+constexpr float kQMax = float(kW8Max);  // 127, the W8A8 range (kernels/formats/formats.h)
 // Below this max|v|, 127 / max overflows: the row quantizes to zeros with scale 1 (as on the CPU).
-constexpr float kMinAmax = 127.0f / FLT_MAX;
+constexpr float kMinAmax = kQMax / FLT_MAX;
 
 __device__ __forceinline__ int8_t quantize_one(float v) {
-  const float r = fminf(fmaxf(roundf(v), -127.0f), 127.0f);  // roundf: half away from zero, like std::round
+  const float r = fminf(fmaxf(roundf(v), -kQMax), kQMax);  // roundf: half away from zero, like std::round
   return static_cast<int8_t>(static_cast<int>(r));
 }
 
@@ -140,9 +141,9 @@ __global__ void __launch_bounds__(kQuantThreads)
   amax = 0.0f;
   for (int w = 0; w < kQuantThreads / 32; ++w) amax = fmaxf(amax, warp_max[w]);
   const bool ok = amax >= kMinAmax;
-  const float inv = ok ? __fdiv_rn(127.0f, amax) : 0.0f;
+  const float inv = ok ? __fdiv_rn(kQMax, amax) : 0.0f;
   for (int64_t k = threadIdx.x; k < K; k += kQuantThreads) qr[k] = quantize_one(__fmul_rn(value(k), inv));
-  if (threadIdx.x == 0) x_scale[row] = ok ? __fdiv_rn(amax, 127.0f) : 1.0f;
+  if (threadIdx.x == 0) x_scale[row] = ok ? __fdiv_rn(amax, kQMax) : 1.0f;
 }
 
 }  // namespace

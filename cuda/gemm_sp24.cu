@@ -25,7 +25,7 @@ __global__ void __launch_bounds__(kThreads)
                      int64_t M, int64_t N, int64_t K) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
   const int64_t n0 = int64_t(blockIdx.x) * kRowsPerBlock, m0 = int64_t(blockIdx.y) * 8 * NT;
-  const int64_t vcols = K / 2, mcols = K / kSp24KPerMetaWord;
+  const int64_t vcols = sp24_values_cols(K), mcols = sp24_meta_cols(K);
   const int64_t rows[2] = {min(n0 + g, N - 1), min(n0 + g + 8, N - 1)};  // clamped; never stored
   const uint16_t* xrow[NT];
 #pragma unroll
@@ -43,15 +43,15 @@ __global__ void __launch_bounds__(kThreads)
       const uint16_t* v = reinterpret_cast<const uint16_t*>(values) + rows[r] * vcols;
       const uint16_t* e = meta + rows[r] * mcols;
       if constexpr (kFast) {
-        load_words_aligned<4>(v + k0 / 2 + 8 * t, av[r]);
-        mrow[r] = __ldg(reinterpret_cast<const unsigned long long*>(e + k0 / kSp24KPerMetaWord));
+        load_words_aligned<4>(v + sp24_values_cols(k0) + 8 * t, av[r]);
+        mrow[r] = __ldg(reinterpret_cast<const unsigned long long*>(e + sp24_meta_cols(k0)));
       } else {
-        load_u16_guarded<4>(v, k0 / 2 + 8 * t, vcols, av[r]);
+        load_u16_guarded<4>(v, sp24_values_cols(k0) + 8 * t, vcols, av[r]);
         uint64_t m = 0;
 #pragma unroll
         for (int w = 0; w < 4; ++w) {
-          const int64_t i = k0 / kSp24KPerMetaWord + w;
-          const uint64_t word = i < mcols ? e[i] : 0x4444u;  // past K: zero values, valid codes
+          const int64_t i = sp24_meta_cols(k0) + w;
+          const uint64_t word = i < mcols ? e[i] : unsigned(kSp24PadWord);  // past K: zero values, valid codes
           m |= word << (16 * w);
         }
         mrow[r] = m;
@@ -86,12 +86,12 @@ __global__ void __launch_bounds__(kThreads)
 // One thread per (row, 16-wide k group): 4 chunks -> 8 values + one metadata word.
 __global__ void compress_sp24_kernel(const uint16_t* __restrict__ w, int64_t N, int64_t K,
                                      uint16_t* __restrict__ values, uint16_t* __restrict__ meta, int* violations) {
-  const int64_t words = K / kSp24KPerMetaWord;
+  const int64_t words = sp24_meta_cols(K);
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= N * words) return;
   const int64_t n = i / words, wi = i % words;
   const uint16_t* src = w + n * K + wi * kSp24KPerMetaWord;
-  uint16_t* dst = values + n * (K / 2) + wi * 8;
+  uint16_t* dst = values + n * sp24_values_cols(K) + sp24_values_cols(wi * kSp24KPerMetaWord);
   uint32_t code = 0;
   int bad = 0;
   for (int c = 0; c < 4; ++c) {
@@ -136,7 +136,7 @@ Status launch_compress_sp24(const uint16_t* w, int64_t N, int64_t K, uint16_t* v
   if (N > 0 && K > 0 && (!w || !values || !meta)) return Status::kInvalidShape;
   if (N == 0 || K == 0) return Status::kOk;
   if (Status s = require_sm(80); s != Status::kOk) return s;
-  const int64_t items = N * (K / kSp24KPerMetaWord);
+  const int64_t items = N * sp24_meta_cols(K);
   constexpr int kBlock = 256;
   if ((items + kBlock - 1) / kBlock > int64_t(INT32_MAX)) return Status::kInvalidShape;
   compress_sp24_kernel<<<unsigned((items + kBlock - 1) / kBlock), kBlock, 0, stream>>>(w, N, K, values, meta,

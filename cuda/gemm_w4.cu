@@ -25,10 +25,10 @@ __global__ void __launch_bounds__(kThreads)
                    const uint8_t* __restrict__ zeros,   // [N, ceil(K/G)]
                    const float* __restrict__ bias,      // [N] or null
                    T* __restrict__ y,                   // [M, N]
-                   int64_t M, int64_t N, int64_t K, int group_shift) {
+                   int64_t M, int64_t N, int64_t K, int64_t ngroups, int group_shift) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
   const int64_t n0 = int64_t(blockIdx.x) * kRowsPerBlock, m0 = int64_t(blockIdx.y) * 8 * NT;
-  const int64_t row_bytes = (K + 1) / 2, ngroups = ((K - 1) >> group_shift) + 1;
+  const int64_t row_bytes = w4_row_bytes(K);  // ngroups = w4_groups(K, 1 << group_shift), from the host
   // Rows and tokens past the end are clamped to the last one (valid memory); their results are never stored.
   const int64_t rows[2] = {min(n0 + g, N - 1), min(n0 + g + 8, N - 1)};
   const uint16_t* xrow[NT];
@@ -91,23 +91,28 @@ __global__ void __launch_bounds__(kThreads)
 
 template <typename T, int NT>
 void launch_w4(const void* x, const uint8_t* qw, const float* scales, const uint8_t* zeros, const float* bias,
-               void* y, int64_t M, int64_t N, int64_t K, int group_shift, bool fast, cudaStream_t stream) {
+               void* y, int64_t M, int64_t N, int64_t K, int64_t ngroups, int group_shift, bool fast,
+               cudaStream_t stream) {
   const dim3 grid(unsigned((N + kRowsPerBlock - 1) / kRowsPerBlock), unsigned((M + 8 * NT - 1) / (8 * NT)));
   auto* xt = static_cast<const T*>(x);
   auto* yt = static_cast<T*>(y);
   if (fast)
-    gemm_w4_kernel<T, NT, true><<<grid, kThreads, 0, stream>>>(xt, qw, scales, zeros, bias, yt, M, N, K, group_shift);
+    gemm_w4_kernel<T, NT, true><<<grid, kThreads, 0, stream>>>(xt, qw, scales, zeros, bias, yt, M, N, K, ngroups,
+                                                                group_shift);
   else
-    gemm_w4_kernel<T, NT, false><<<grid, kThreads, 0, stream>>>(xt, qw, scales, zeros, bias, yt, M, N, K, group_shift);
+    gemm_w4_kernel<T, NT, false><<<grid, kThreads, 0, stream>>>(xt, qw, scales, zeros, bias, yt, M, N, K, ngroups,
+                                                                 group_shift);
 }
 
 template <typename T>
 void dispatch_w4(const void* x, const uint8_t* qw, const float* scales, const uint8_t* zeros, const float* bias,
-                 void* y, int64_t M, int64_t N, int64_t K, int group_shift, bool fast, cudaStream_t stream) {
+                 void* y, int64_t M, int64_t N, int64_t K, int64_t ngroups, int group_shift, bool fast,
+                 cudaStream_t stream) {
   switch (token_tiles(M)) {
-    case 1: return launch_w4<T, 1>(x, qw, scales, zeros, bias, y, M, N, K, group_shift, fast, stream);
-    case 2: return launch_w4<T, 2>(x, qw, scales, zeros, bias, y, M, N, K, group_shift, fast, stream);
-    default: return launch_w4<T, kMaxTokenTiles>(x, qw, scales, zeros, bias, y, M, N, K, group_shift, fast, stream);
+    case 1: return launch_w4<T, 1>(x, qw, scales, zeros, bias, y, M, N, K, ngroups, group_shift, fast, stream);
+    case 2: return launch_w4<T, 2>(x, qw, scales, zeros, bias, y, M, N, K, ngroups, group_shift, fast, stream);
+    default:
+      return launch_w4<T, kMaxTokenTiles>(x, qw, scales, zeros, bias, y, M, N, K, ngroups, group_shift, fast, stream);
   }
 }
 
@@ -119,16 +124,19 @@ Status launch_gemm_w4(DType dtype, const void* x, const uint8_t* qweight, const 
                       const float* bias, void* y, int64_t M, int64_t N, int64_t K, int64_t group,
                       cudaStream_t stream) {
   if (dtype != DType::kF16 && dtype != DType::kBF16) return Status::kInvalidShape;
-  if (M < 0 || N < 0 || K < 1 || M > detail::kMaxM || group < 2 || (group & (group - 1)) != 0 || group > (1 << 30))
+  if (M < 0 || N < 0 || K < 1 || M > detail::kMaxM || !w4_group_valid(group) || group > (1 << 30))
     return Status::kInvalidShape;
   if (M > 0 && N > 0 && (!x || !qweight || !scales || !zeros || !y)) return Status::kInvalidShape;
   if (M == 0 || N == 0) return Status::kOk;
   if (Status s = require_sm(80); s != Status::kOk) return s;
   int shift = 0;
   while ((int64_t(1) << shift) < group) ++shift;
+  const int64_t ngroups = w4_groups(K, group);
   const bool fast = K % kBlockKF16 == 0 && aligned(x, 16) && aligned(qweight, 8);
-  if (dtype == DType::kF16) dispatch_w4<__half>(x, qweight, scales, zeros, bias, y, M, N, K, shift, fast, stream);
-  else dispatch_w4<__nv_bfloat16>(x, qweight, scales, zeros, bias, y, M, N, K, shift, fast, stream);
+  if (dtype == DType::kF16)
+    dispatch_w4<__half>(x, qweight, scales, zeros, bias, y, M, N, K, ngroups, shift, fast, stream);
+  else
+    dispatch_w4<__nv_bfloat16>(x, qweight, scales, zeros, bias, y, M, N, K, ngroups, shift, fast, stream);
   return detail::check_launch();
 }
 

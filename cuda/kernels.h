@@ -6,7 +6,8 @@
 //   kNoDevice / kUnsupportedArch   no GPU, or SM < 80 (sparse and integer tensor cores need Ampere)
 //   kCudaError      the launch failed (cudaGetLastError)
 // Layouts are row-major; x is [M, K] (M tokens), the weight has N output rows of K inputs, y is [M, N].
-// Formats: kernels/formats/formats.h (W8A8, W4) and kernels/formats/formats.h (2:4 sparse).
+// Formats: kernels/formats/formats.h (W8A8, W4, 2:4 sparse, with their size functions) and
+// kernels/formats/sp24_codec.h (the 2:4 metadata codec).
 //
 // Kernels (each warp owns 16 weight rows x up to 64 tokens and builds tensor-core fragments straight from
 // global memory, see cuda/fragments.h; the 4 warps of a block split K and add their partial sums):
@@ -28,9 +29,9 @@ enum class DType { kF16, kBF16, kF32 };
 
 // ---- 2:4 semi-structured sparse --------------------------------------------------------------------------
 
-// Host compressor: w [N, K] (16-bit fp16 or bf16 patterns; +-0 counts as zero) -> values [N, K/2] (same type)
-// and meta uint16 [N, K/16] (kernels/formats/formats.h). kInvalidShape unless K % 16 == 0; kInvalidValue when a chunk has
-// more than 2 non-zeros (outputs are then unspecified).
+// Host compressor: w [N, K] (16-bit fp16 or bf16 patterns; +-0 counts as zero) -> values [N, sp24_values_cols(K)]
+// (same type) and meta uint16 [N, sp24_meta_cols(K)] (kernels/formats/formats.h). kInvalidShape unless
+// K % kSp24KAlign == 0; kInvalidValue when a chunk has more than 2 non-zeros (outputs are then unspecified).
 Status compress_sp24_ref(const uint16_t* w, int64_t N, int64_t K, uint16_t* values, uint16_t* meta);
 // Inverse of compress_sp24_ref: w [N, K] with the pruned positions set to +0.
 Status decompress_sp24_ref(const uint16_t* values, const uint16_t* meta, int64_t N, int64_t K, uint16_t* w);
@@ -41,7 +42,7 @@ Status launch_compress_sp24(const uint16_t* w, int64_t N, int64_t K, uint16_t* v
                             int* violations, cudaStream_t stream);
 
 // y[M, N] = x[M, K] * W^T (+ bias[N]); dtype kF16 or kBF16 for x, values and y; bias float or null.
-// K % 16 == 0; any M, N. Accumulation in f32.
+// K % kSp24KAlign == 0, K > 0; any M, N. Accumulation in f32.
 Status launch_gemm_sp24(DType dtype, const void* x, const void* values, const uint16_t* meta, const float* bias,
                         void* y, int64_t M, int64_t N, int64_t K, cudaStream_t stream);
 
@@ -69,7 +70,8 @@ Status launch_gemm_s8s8_s32(const int8_t* qx, const int8_t* qw, int32_t* acc, in
 
 // y[M, N] = x[M, K] * W^T (+ bias), W = scales * (q - zeros) in groups of `group` along K (W4 format), each
 // weight rounded to dtype (kF16 or kBF16) before the tensor-core product; f32 accumulation; x and y in dtype.
-// group a power of two >= 2; any M, N, K (odd K included).
+// qweight [N, w4_row_bytes(K)], scales and zeros [N, w4_groups(K, group)]; w4_group_valid(group) and
+// group <= 2^30; any M, N, K >= 1 (odd K included).
 Status launch_gemm_w4(DType dtype, const void* x, const uint8_t* qweight, const float* scales, const uint8_t* zeros,
                       const float* bias, void* y, int64_t M, int64_t N, int64_t K, int64_t group,
                       cudaStream_t stream);

@@ -72,7 +72,7 @@ void gemm_s8_s32(const int8_t* qx, const int8_t* qw, int64_t M, int64_t N, int64
 
 void dequantize_w4_rounded(DType dtype, const uint8_t* qweight, const float* scales, const uint8_t* zeros,
                            int64_t N, int64_t K, int64_t group, float* w) {
-  const int64_t rb = (K + 1) / 2, ng = (K + group - 1) / group;
+  const int64_t rb = w4_row_bytes(K), ng = w4_groups(K, group);
   for (int64_t n = 0; n < N; ++n)
     for (int64_t k = 0; k < K; ++k) {
       const int q = (qweight[n * rb + k / 2] >> (4 * (k & 1))) & 15;
@@ -193,7 +193,7 @@ struct TileI {
 bool emulate_gemm_sp24(DType dt, const uint16_t* x, const uint16_t* values, const uint16_t* meta, int64_t M,
                        int64_t N, int64_t K, float* y) {
   bool ok = true;
-  const int64_t vcols = K / 2, mcols = K / 16, nkb = (K + kBlockKF16 - 1) / kBlockKF16;
+  const int64_t vcols = sp24_values_cols(K), mcols = sp24_meta_cols(K), nkb = (K + kBlockKF16 - 1) / kBlockKF16;
   for_tiles(M, N, y, [&](int64_t n0, int64_t m0) {
     TileF d{};
     for (int64_t kb = 0; kb < nkb; ++kb) {
@@ -204,11 +204,11 @@ bool emulate_gemm_sp24(DType dt, const uint16_t* x, const uint16_t* values, cons
         const int g = lane >> 2, t = lane & 3;
         const int64_t rows[2] = {std::min(n0 + g, N - 1), std::min(n0 + g + 8, N - 1)};
         for (int r = 0; r < 2; ++r) {
-          u16_words(values + rows[r] * vcols, k0 / 2 + 8 * t, vcols, 4, av[lane][r]);
+          u16_words(values + rows[r] * vcols, sp24_values_cols(k0) + 8 * t, vcols, 4, av[lane][r]);
           uint64_t m = 0;
           for (int w = 0; w < 4; ++w) {
-            const int64_t i = k0 / 16 + w;
-            m |= uint64_t(i < mcols ? meta[rows[r] * mcols + i] : 0x4444u) << (16 * w);
+            const int64_t i = sp24_meta_cols(k0) + w;
+            m |= uint64_t(i < mcols ? meta[rows[r] * mcols + i] : kSp24PadWord) << (16 * w);
           }
           mrow[lane][r] = m;
         }
@@ -269,7 +269,7 @@ bool emulate_gemm_s8(const int8_t* qx, const int8_t* qw, int64_t M, int64_t N, i
 
 bool emulate_gemm_w4(DType dt, const uint16_t* x, const uint8_t* qweight, const float* scales, const uint8_t* zeros,
                      int64_t M, int64_t N, int64_t K, int64_t group, float* y) {
-  const int64_t rb = (K + 1) / 2, ng = (K + group - 1) / group, nkb = (K + kBlockKF16 - 1) / kBlockKF16;
+  const int64_t rb = w4_row_bytes(K), ng = w4_groups(K, group), nkb = (K + kBlockKF16 - 1) / kBlockKF16;
   for_tiles(M, N, y, [&](int64_t n0, int64_t m0) {
     TileF d{};
     for (int64_t kb = 0; kb < nkb; ++kb) {

@@ -66,7 +66,7 @@ at::Tensor linear_w8a8_cpu(const at::Tensor& x, const at::Tensor& qweight, const
 at::Tensor linear_w4_cpu(const at::Tensor& x, const at::Tensor& qweight, const at::Tensor& scales, const at::Tensor& zeros,
                          int64_t group_size, int64_t in_features, const std::optional<at::Tensor>& bias) {
   const int64_t K = in_features;
-  TORCH_CHECK(group_size >= 2 && (group_size & (group_size - 1)) == 0, "linear_w4: group_size ", group_size,
+  TORCH_CHECK(kernels::w4_group_valid(group_size), "linear_w4: group_size ", group_size,
               " is not a power of two >= 2");
   TORCH_CHECK(qweight.scalar_type() == at::kByte && qweight.dim() == 2 && qweight.is_contiguous() &&
                   qweight.size(1) == kernels::w4_row_bytes(K),
@@ -92,8 +92,8 @@ at::Tensor linear_sp24_cpu(const at::Tensor& x, const at::Tensor& values, const 
   TORCH_CHECK(K > 0 && K % kernels::kSp24KAlign == 0, "linear_sp24: in_features=", K, " is not a positive multiple of ",
               kernels::kSp24KAlign);
   TORCH_CHECK(values.scalar_type() == at::kFloat && values.dim() == 2 && values.is_contiguous() &&
-                  values.size(1) == K / 2,
-              "linear_sp24: values must be contiguous float32 [N, ", K / 2, "] for K=", K, ", got ",
+                  values.size(1) == kernels::sp24_values_cols(K),
+              "linear_sp24: values must be contiguous float32 [N, ", kernels::sp24_values_cols(K), "] for K=", K, ", got ",
               values.scalar_type(), " ", values.sizes());
   const int64_t N = values.size(0);
   TORCH_CHECK(meta.scalar_type() == at::kShort && meta.is_contiguous() &&

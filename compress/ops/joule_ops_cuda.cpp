@@ -88,13 +88,12 @@ at::Tensor linear_w4_cuda(const at::Tensor& x, const at::Tensor& qweight, const 
   const char* op = "linear_w4";
   const int64_t K = in_features;
   c10::cuda::CUDAGuard guard(x.device());
-  TORCH_CHECK(group_size >= 2 && (group_size & (group_size - 1)) == 0, op, ": group_size ", group_size,
-              " is not a power of two >= 2");
+  TORCH_CHECK(cuda::w4_group_valid(group_size), op, ": group_size ", group_size, " is not a power of two >= 2");
   TORCH_CHECK(qweight.scalar_type() == at::kByte && qweight.dim() == 2 && qweight.is_contiguous() &&
-                  qweight.size(1) == (K + 1) / 2 && qweight.device() == x.device(),
-              op, ": qweight must be contiguous uint8 [N, ", (K + 1) / 2, "] for K=", K, " on ", x.device(), ", got ",
-              qweight.scalar_type(), " ", qweight.sizes(), " on ", qweight.device());
-  const int64_t N = qweight.size(0), G = (K + group_size - 1) / group_size;
+                  qweight.size(1) == cuda::w4_row_bytes(K) && qweight.device() == x.device(),
+              op, ": qweight must be contiguous uint8 [N, ", cuda::w4_row_bytes(K), "] for K=", K, " on ", x.device(),
+              ", got ", qweight.scalar_type(), " ", qweight.sizes(), " on ", qweight.device());
+  const int64_t N = qweight.size(0), G = cuda::w4_groups(K, group_size);
   TORCH_CHECK(zeros.scalar_type() == at::kByte && zeros.is_contiguous() && zeros.device() == x.device() &&
                   zeros.sizes() == at::IntArrayRef({N, G}),
               op, ": zeros must be contiguous uint8 [", N, ", ", G, "], got ", zeros.scalar_type(), " ", zeros.sizes());

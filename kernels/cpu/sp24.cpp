@@ -5,7 +5,8 @@
 // (no FMA: the baseline target has none and the AVX2 variant is compiled without it), so the result is
 // bit-identical to linear_sp24_ref and independent of tiles and threads. The MB x NB independent accumulator
 // chains hide the add latency that makes the one-chain-per-output reference slow. Small M (decode) uses MB = 1,
-// NB = 8: x rows are read in place and 8 weight rows give the independent chains.
+// NB = 8: x rows are read in place and 8 weight rows give the independent chains. Which tiles run (and whether
+// the AVX2 build of them may) is decided by kernels/cpu/isa.h (isa::sp24_impl).
 #include "kernels/cpu/sp24.h"
 
 #include <omp.h>
@@ -14,6 +15,8 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "kernels/cpu/isa.h"
 
 namespace joule::kernels {
 namespace {
@@ -61,7 +64,7 @@ inline __attribute__((always_inline)) void tile(const float* xt, const int32_t* 
 template <int MB, int NB>
 inline __attribute__((always_inline)) void run_tiles(const float* x, int64_t M, int64_t K, const float* values,
                                                       const uint16_t* meta, int64_t N, const float* bias, float* y) {
-  const int64_t kept = K / 2, n_blocks = (N + NB - 1) / NB, m_tiles = (M + MB - 1) / MB;
+  const int64_t kept = sp24_values_cols(K), n_blocks = (N + NB - 1) / NB, m_tiles = (M + MB - 1) / MB;
   const bool parallel = M * N * kept >= (int64_t{1} << 15) && omp_get_max_threads() > 1;
   // The transposed, zero-padded x tiles: [m_tiles][K][MB] (MB = 1 is x itself).
   std::vector<float> xt_all(MB == 1 ? 0 : static_cast<size_t>(m_tiles * K * MB), 0.0f);
@@ -113,7 +116,7 @@ void linear_sp24_ref(const float* x, int64_t M, int64_t K, const float* values, 
   for (int64_t m = 0; m < M; ++m)
     for (int64_t n = 0; n < N; ++n) {
       const uint16_t* mrow = meta + n * sp24_meta_cols(K);
-      const float* val = values + n * (K / 2);
+      const float* val = values + n * sp24_values_cols(K);
       float s = 0.0f;
       for (int64_t c = 0; c < K / kSp24Chunk; ++c) {
         int i0, i1;
@@ -129,9 +132,12 @@ void linear_sp24(const float* x, int64_t M, int64_t K, const float* values, cons
                  const float* bias, float* y) {
   check_k(K, "linear_sp24");
   if (M <= 0 || N <= 0) return;
-  static const bool avx2 = __builtin_cpu_supports("avx2");
-  if (M < 4) return run_tiles<1, 8>(x, M, K, values, meta, N, bias, y);
-  if (avx2) return run_tiles_avx2(x, M, K, values, meta, N, bias, y);
+  switch (isa::sp24_impl(M)) {
+    case isa::Sp24Impl::kReference: return linear_sp24_ref(x, M, K, values, meta, N, bias, y);
+    case isa::Sp24Impl::kRowTiles: return run_tiles<1, 8>(x, M, K, values, meta, N, bias, y);
+    case isa::Sp24Impl::kTilesAvx2: return run_tiles_avx2(x, M, K, values, meta, N, bias, y);
+    case isa::Sp24Impl::kTiles: break;
+  }
   run_tiles<16, 4>(x, M, K, values, meta, N, bias, y);
 }
 

@@ -24,6 +24,7 @@
 // Both differ from the reference by summation order and by the per-group factoring (relative ~1e-6 of
 // sum_k |x * w|). The scalar reference dequantizes one row at a time and sums in k order; it is also the
 // fallback on CPUs without AVX2/FMA. Quantization and dequantization are scalar: they run once per model.
+// Which of the three runs is decided by kernels/cpu/isa.h (isa::w4_impl).
 #include "kernels/cpu/w4.h"
 
 #include <immintrin.h>
@@ -36,13 +37,16 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/isa.h"
+#include "kernels/cpu/scratch.h"
+
 #define JOULE_AVX2 __attribute__((target("avx2,fma")))
 
 namespace joule::kernels {
 namespace {
 
 void check_args(const char* fn, int64_t M, int64_t N, int64_t K, int64_t group) {
-  if (group < 2 || (group & (group - 1)) != 0)
+  if (!w4_group_valid(group))
     throw std::invalid_argument(std::string(fn) + ": group must be a power of two >= 2, got " +
                                 std::to_string(group));
   if (M < 0 || N < 0 || K < 0)
@@ -62,7 +66,9 @@ void fill_bias(int64_t M, int64_t N, const float* bias, float* y) {
 
 // ---------------------------------------------------------------------------------------------- GEMV path
 constexpr int64_t kChunk = 16;  // weights per 8 packed bytes = one vpmovzxbd load
-constexpr int64_t kGemvMaxM = 4;  // measured: from M = 5 the panel GEMM is faster (K = N = 4096)
+// The GEMV runs for M <= isa::kW4GemvMaxM (measured: from M = 5 the panel GEMM is faster, K = N = 4096) and for
+// groups of whole chunks.
+static_assert(isa::kW4GemvMinGroup == kChunk, "the GEMV's chunks never straddle a group");
 constexpr int64_t kGemvXBytes = 16 << 10;  // x slice per K block (all M rows): half of a 32 KiB L1
 
 struct GemvArgs {
@@ -99,7 +105,7 @@ struct GroupSpan {
 };
 inline GroupSpan group_span(const GemvArgs& a, int64_t g) {
   const int64_t k0 = g * a.group, k1 = std::min(a.K, k0 + a.group);
-  return {k0 / 2, (k0 + ((k1 - k0) & ~(kChunk - 1))) / 2, (k1 + 1) / 2};
+  return {k0 / 2, (k0 + ((k1 - k0) & ~(kChunk - 1))) / 2, w4_row_bytes(k1)};
 }
 
 // The same bytes of the next tile's rows: a few hundred ns ahead, enough to cover DRAM latency, which the
@@ -283,7 +289,7 @@ JOULE_AVX2 void dequant_panel(const uint8_t* qw, int64_t rb, const float* scales
       const uint8_t* row = qw + (n0 + h) * rb;
       __m256 sv = _mm256_setzero_ps(), bv = sv;  // per-row scale and -scale * zero of the current group
       for (int64_t g = -1; k < kvec; k += kChunk) {
-        if (g < 0 || (k & (group - 1)) == 0) {  // a new group every group / 16 chunks
+        if (g < 0 || w4_group_start(k, group)) {  // a new group every group / 16 chunks
           g = k / group;
           alignas(32) float s8[8], b8[8];
           for (int r = 0; r < 8; ++r) {
@@ -359,14 +365,8 @@ JOULE_AVX2 void micro_dispatch(int64_t mr, const float* x, int64_t ldx, const fl
   }
 }
 
-template <typename T>
-struct AlignedBuffer {  // 32-byte aligned scratch, owned per thread
-  explicit AlignedBuffer(size_t n) : p(static_cast<T*>(::operator new[](n * sizeof(T), std::align_val_t(32)))) {}
-  ~AlignedBuffer() { ::operator delete[](p, std::align_val_t(32)); }
-  AlignedBuffer(const AlignedBuffer&) = delete;
-  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
-  T* p;
-};
+// Per worker thread (kernels/cpu/scratch.h): the dequantized panel and the [rows][16] accumulators of its task.
+thread_local Scratch panel_scratch, cbuf_scratch;
 
 JOULE_AVX2 void linear_w4_gemm(const float* x, int64_t M, int64_t K, const uint8_t* qweight, const float* scales,
                                const uint8_t* zeros, int64_t N, int64_t group, const float* bias, float* y,
@@ -384,32 +384,27 @@ JOULE_AVX2 void linear_w4_gemm(const float* x, int64_t M, int64_t K, const uint8
 
 #pragma omp parallel if (parallel && tasks > 1)
   {
-    AlignedBuffer<float> panel(static_cast<size_t>(kPanelK * kPanelN));
-    AlignedBuffer<float> cbuf(static_cast<size_t>(mstep * kPanelN));
+    float* const panel = panel_scratch.get<float>(static_cast<size_t>(kPanelK * kPanelN));
+    float* const cbuf = cbuf_scratch.get<float>(static_cast<size_t>(mstep * kPanelN));
 #pragma omp for schedule(static)
     for (int64_t t = 0; t < tasks; ++t) {
       const int64_t n0 = (t / mparts) * kPanelN, nv = std::min(kPanelN, N - n0);
       const int64_t ma = (t % mparts) * mstep, mb = std::min(M, ma + mstep);
       for (int64_t k0 = 0; k0 < K; k0 += kPanelK) {
         const int64_t kc = std::min(kPanelK, K - k0);
-        dequant_panel(qweight, rb, scales, zeros, ng, group, K, n0, nv, k0, kc, panel.p);
+        dequant_panel(qweight, rb, scales, zeros, ng, group, K, n0, nv, k0, kc, panel);
         for (int64_t m = ma, mr; m < mb; m += mr) {
           // Balanced calls (8 rows: 4 + 4, not 6 + 2): a short call has too few FMA chains to hide latency.
           const int64_t left = mb - m, calls = (left + kMicroM - 1) / kMicroM;
           mr = (left + calls - 1) / calls;
-          micro_dispatch(mr, x + m * K + k0, K, panel.p, kc, cbuf.p + (m - ma) * kPanelN, k0 > 0);
+          micro_dispatch(mr, x + m * K + k0, K, panel, kc, cbuf + (m - ma) * kPanelN, k0 > 0);
         }
       }
       for (int64_t m = ma; m < mb; ++m)
         for (int64_t r = 0; r < nv; ++r)
-          y[m * N + n0 + r] = cbuf.p[(m - ma) * kPanelN + r] + (bias ? bias[n0 + r] : 0.0f);
+          y[m * N + n0 + r] = cbuf[(m - ma) * kPanelN + r] + (bias ? bias[n0 + r] : 0.0f);
     }
   }
-}
-
-bool cpu_has_avx2_fma() {
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return ok;
 }
 
 }  // namespace
@@ -487,10 +482,11 @@ void linear_w4(const float* x, int64_t M, int64_t K, const uint8_t* qweight, con
   check_args("linear_w4", M, N, K, group);
   if (M == 0 || N == 0) return;
   if (K == 0) return fill_bias(M, N, bias, y);
-  if (!cpu_has_avx2_fma()) return linear_w4_ref(x, M, K, qweight, scales, zeros, N, group, bias, y);
+  const isa::W4Impl impl = isa::w4_impl(M, group);
+  if (impl == isa::W4Impl::kReference) return linear_w4_ref(x, M, K, qweight, scales, zeros, N, group, bias, y);
   // Below ~32k multiply-adds a fork/join costs more than it saves.
   const bool parallel = M * N * K >= (int64_t{1} << 15) && omp_get_max_threads() > 1;
-  if (M <= kGemvMaxM && group >= kChunk)
+  if (impl == isa::W4Impl::kGemvAvx2)
     linear_w4_gemv(x, M, K, qweight, scales, zeros, N, group, bias, y, parallel);
   else
     linear_w4_gemm(x, M, K, qweight, scales, zeros, N, group, bias, y, parallel);

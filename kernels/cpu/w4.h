@@ -37,8 +37,8 @@ void dequantize_w4(const uint8_t* qweight, const float* scales, const uint8_t* z
 void linear_w4_ref(const float* x, int64_t M, int64_t K, const uint8_t* qweight, const float* scales,
                    const uint8_t* zeros, int64_t N, int64_t group, const float* bias, float* y);
 
-// Same contract as linear_w4_ref; AVX2+FMA when the CPU has it (else the reference), OpenMP threads over N
-// (omp_get_max_threads()). The float weight matrix is never materialised:
+// Same contract as linear_w4_ref; AVX2+FMA when the CPU has it (else the reference; kernels/cpu/isa.h chooses
+// the path), OpenMP threads over N (omp_get_max_threads()). The float weight matrix is never materialised:
 //   M <= 4 and G >= 16: GEMV kernel that streams the packed weights once, summing q * x per group and applying
 //     scale * (sum q*x - zero * sum x) at the group's end;
 //   otherwise: panels of 16 weight rows x 256 k dequantized into an L1 buffer for a 6x16 FMA micro-kernel.

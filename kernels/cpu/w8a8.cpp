@@ -28,21 +28,21 @@
 // Threading: OpenMP over (row tile, column tile) pairs; columns first (so M = 1 splits N), rows only when there
 // are fewer column tiles than threads. Quantization and widening run over rows. Problems below ~128K
 // multiply-adds stay on the calling thread; inside an active parallel region everything runs serially.
+//
+// Which kernel runs (reference, AVX2, AVX-512 VNNI) is decided by kernels/cpu/isa.h (isa::w8a8_gemm_impl).
 #include "kernels/cpu/w8a8.h"
 
 #include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
-#include <string>
 #include <limits>
-#include <memory>
 #include <vector>
 
+#include "kernels/cpu/isa.h"
+#include "kernels/cpu/scratch.h"
 #include "kernels/formats/formats.h"
 
 #define JOULE_AVX2 __attribute__((target("avx2,fma")))
@@ -71,26 +71,6 @@ inline float epilogue(int64_t acc, float xs, float ws, const float* bias, int64_
   float a = static_cast<float>(acc);
   return bias ? std::fma(a, s, bias[n]) : a * s;
 }
-
-bool has_avx2() {
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return ok;
-}
-
-// Grow-only, 64-byte aligned scratch, one per calling thread: a call's OpenMP workers fill and read disjoint rows
-// of their caller's buffer, and calls made from different threads never share one.
-struct Scratch {
-  std::unique_ptr<char[]> mem;
-  size_t cap = 0;
-  void* get(size_t bytes) {
-    if (bytes + 64 > cap) {
-      cap = std::max(bytes + 64, cap * 2);
-      mem.reset(new char[cap]);
-    }
-    auto p = reinterpret_cast<uintptr_t>(mem.get());
-    return reinterpret_cast<void*>((p + 63) & ~uintptr_t(63));
-  }
-};
 
 constexpr int64_t kParallelMinWork = int64_t(1) << 17;  // multiply-adds (or elements) below which we stay serial
 
@@ -438,6 +418,8 @@ Plan plan(int64_t M, int64_t K, int64_t N) {
   return p;
 }
 
+// Scratch (kernels/cpu/scratch.h), one per calling thread: a call's OpenMP workers fill and read disjoint rows of
+// their caller's buffer, and calls made from different threads never share one.
 thread_local Scratch xw_scratch, xs_scratch;  // x rows in the kernel's layout; linear_w8a8's per-token scales
 thread_local Scratch tmp_scratch;              // one smoothed x row per worker thread
 thread_local Scratch q_scratch;                // one int8 x row per worker thread (VNNI path)
@@ -446,7 +428,7 @@ thread_local Scratch q_scratch;                // one int8 x row per worker thre
 // (T elements per row), then tile(rows, m0, m1, n0, n1) computes each (row tile, column tile) pair of the plan.
 template <class T, class Prep, class Tile>
 void run_tiled(int64_t M, int64_t K, int64_t N, int64_t row_len, const Prep& prep, const Tile& tile) {
-  auto* rows = static_cast<T*>(xw_scratch.get(size_t(M) * size_t(row_len) * sizeof(T)));
+  T* rows = xw_scratch.get<T>(size_t(M) * size_t(row_len));
   const Plan p = plan(M, K, N);
 #pragma omp parallel if (p.parallel)
   {
@@ -479,21 +461,12 @@ void run_avx2(int64_t M, int64_t K, const int8_t* qw, int64_t N, const Prep& pre
 // subtracting 128 * colsum (computed while packing). Exactness: every partial sum is taken mod 2^32 and the true
 // result lies in int32 (K <= kW8A8MaxK), so the wrapped arithmetic gives it exactly, as the reference does.
 // The repack costs one pass over the tile's weights, small against the M / 6 passes of the row groups, so this
-// path serves M >= kVnniMinRows; fewer rows are memory-bound and take the AVX2 kernels, which stream the weights
-// in place.
+// path serves M >= isa::kW8A8VnniMinRows; fewer rows are memory-bound and take the AVX2 kernels, which stream the
+// weights in place. isa::w8a8_gemm_impl makes that choice (and JOULE_CPU_ISA=avx2 keeps the AVX2 kernels on a
+// VNNI machine, for comparisons).
 
+// The features isa::CpuFeatures::avx512_vnni() checks.
 #define JOULE_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")))
-
-constexpr int64_t kVnniMinRows = 16;
-std::atomic<bool> vnni_disabled{false};
-
-// JOULE_CPU_ISA=avx2 keeps the AVX2 kernels on a VNNI machine (like oneDNN's ONEDNN_MAX_CPU_ISA), for comparisons.
-bool has_vnni() {
-  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
-                         !(std::getenv("JOULE_CPU_ISA") && std::string(std::getenv("JOULE_CPU_ISA")) == "avx2");
-  return ok && !vnni_disabled.load(std::memory_order_relaxed);
-}
 
 // Columns [n0, n1) of qw [N, K] into pw: per 16-column vector v, [K4 / 4][16][4] bytes (zero beyond n1 and K);
 // colsum[c] = sum_k qw[n0 + c, k] (0 for padding columns). One gather of 16 dwords (4 k of 16 rows) per packed
@@ -624,8 +597,8 @@ void run_vnni(int64_t M, int64_t K, const int8_t* qw, int64_t N, const Prep& pre
   const int64_t K4 = (K + 3) & ~int64_t(3);
   run_tiled<uint8_t>(M, K, N, K4, prep, [&](const uint8_t* xu, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
     const int64_t ncols = (n1 - n0 + 15) / 16 * 16;
-    auto* pw = static_cast<int8_t*>(pw_scratch.get(size_t(ncols * K4)));
-    auto* colsum = static_cast<int32_t*>(colsum_scratch.get(size_t(ncols) * sizeof(int32_t)));
+    int8_t* pw = pw_scratch.get<int8_t>(size_t(ncols * K4));
+    int32_t* colsum = colsum_scratch.get<int32_t>(size_t(ncols));
     pack_vnni(qw, K, K4, n0, n1, pw, colsum);
     int64_t m = m0;
     for (; m + 6 <= m1; m += 6) rows_vnni<6>(xu + m * K4, K4, pw, colsum, m, n0, n1, N, out);
@@ -658,7 +631,7 @@ void run_vnni_s8(int64_t M, int64_t K, const int8_t* qw, int64_t N, const Prep8&
   const int64_t K4 = (K + 3) & ~int64_t(3);
   run_vnni(M, K, qw, N,
            [&](int64_t m, uint8_t* xu) {
-             auto* q = static_cast<int8_t*>(q_scratch.get(size_t(K)));
+             int8_t* q = q_scratch.get<int8_t>(size_t(K));
              prep8(m, q);
              offset_row(q, K, K4, xu);
            },
@@ -688,11 +661,12 @@ void quantize_rows_s8_ref(const float* x, int64_t rows, int64_t cols, int8_t* q,
 }
 
 void quantize_rows_s8(const float* x, int64_t rows, int64_t cols, int8_t* q, float* scales, const ActQuant& aq) {
-  if (!has_avx2()) return quantize_rows_s8_ref(x, rows, cols, q, scales, aq);
+  if (isa::w8a8_quantize_impl() == isa::W8A8Impl::kReference)
+    return quantize_rows_s8_ref(x, rows, cols, q, scales, aq);
   const bool par = rows > 1 && rows * cols >= kParallelMinWork / 8 && !omp_in_parallel();
 #pragma omp parallel if (par)
   {
-    float* tmp = aq.smooth_inv ? static_cast<float*>(tmp_scratch.get(size_t(cols) * sizeof(float))) : nullptr;
+    float* tmp = aq.smooth_inv ? tmp_scratch.get<float>(size_t(cols)) : nullptr;
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < rows; ++r) quantize_row_avx2(x + r * cols, cols, q + r * cols, cols, scales + r, aq, tmp);
   }
@@ -711,8 +685,9 @@ void gemm_s8s8_ref(const int8_t* qx, const float* x_scale, int64_t M, int64_t K,
 void gemm_s8s8(const int8_t* qx, const float* x_scale, int64_t M, int64_t K, const int8_t* qw, const float* w_scale,
                int64_t N, const float* bias, float* y) {
   if (M <= 0 || N <= 0) return;
-  if (!has_avx2() || K > kW8A8MaxK) return gemm_s8s8_ref(qx, x_scale, M, K, qw, w_scale, N, bias, y);
-  if (M >= kVnniMinRows && has_vnni())
+  const isa::W8A8Impl impl = isa::w8a8_gemm_impl(M, K);
+  if (impl == isa::W8A8Impl::kReference) return gemm_s8s8_ref(qx, x_scale, M, K, qw, w_scale, N, bias, y);
+  if (impl == isa::W8A8Impl::kAvx512Vnni)
     return run_vnni_s8(M, K, qw, N, [=](int64_t m, int8_t* q) { std::memcpy(q, qx + m * K, size_t(K)); },
                        FloatOut{x_scale, w_scale, bias, y});
   const int64_t Kp = (K + 15) & ~int64_t(15);
@@ -733,19 +708,20 @@ void linear_w8a8_ref(const float* x, int64_t M, int64_t K, const int8_t* qw, con
 void linear_w8a8(const float* x, int64_t M, int64_t K, const int8_t* qw, const float* w_scale, int64_t N,
                  const float* bias, float* y, const ActQuant& aq) {
   if (M <= 0 || N <= 0) return;
-  if (!has_avx2() || K > kW8A8MaxK) return linear_w8a8_ref(x, M, K, qw, w_scale, N, bias, y, aq);
-  auto* xs = static_cast<float*>(xs_scratch.get(size_t(M) * sizeof(float)));
-  if (M >= kVnniMinRows && has_vnni())
+  const isa::W8A8Impl impl = isa::w8a8_gemm_impl(M, K);
+  if (impl == isa::W8A8Impl::kReference) return linear_w8a8_ref(x, M, K, qw, w_scale, N, bias, y, aq);
+  float* xs = xs_scratch.get<float>(size_t(M));
+  if (impl == isa::W8A8Impl::kAvx512Vnni)
     return run_vnni_s8(M, K, qw, N,
                        [=](int64_t m, int8_t* q) {
-                         float* tmp = aq.smooth_inv ? static_cast<float*>(tmp_scratch.get(size_t(K) * sizeof(float))) : nullptr;
+                         float* tmp = aq.smooth_inv ? tmp_scratch.get<float>(size_t(K)) : nullptr;
                          quantize_row_avx2(x + m * K, K, q, K, xs + m, aq, tmp);
                        },
                        FloatOut{xs, w_scale, bias, y});
   const int64_t Kp = (K + 15) & ~int64_t(15);
   run_avx2(M, K, qw, N,
            [=](int64_t m, int16_t* xw) {
-             float* tmp = aq.smooth_inv ? static_cast<float*>(tmp_scratch.get(size_t(K) * sizeof(float))) : nullptr;
+             float* tmp = aq.smooth_inv ? tmp_scratch.get<float>(size_t(K)) : nullptr;
              quantize_row_avx2(x + m * K, K, xw, Kp, xs + m, aq, tmp);
            },
            FloatOut{xs, w_scale, bias, y});
@@ -754,7 +730,8 @@ void linear_w8a8(const float* x, int64_t M, int64_t K, const int8_t* qw, const f
 namespace detail {
 void gemm_s8s8_s32(const int8_t* qx, int64_t M, int64_t K, const int8_t* qw, int64_t N, int32_t* acc) {
   if (M <= 0 || N <= 0) return;
-  if (!has_avx2() || K > kW8A8MaxK) {  // same contract as the fast path: exact sums, here the obvious way
+  const isa::W8A8Impl impl = isa::w8a8_gemm_impl(M, K);
+  if (impl == isa::W8A8Impl::kReference) {  // same contract as the fast path: exact sums, here the obvious way
     for (int64_t m = 0; m < M; ++m)
       for (int64_t n = 0; n < N; ++n) {
         int64_t s = 0;
@@ -763,14 +740,14 @@ void gemm_s8s8_s32(const int8_t* qx, int64_t M, int64_t K, const int8_t* qw, int
       }
     return;
   }
-  if (M >= kVnniMinRows && has_vnni())
+  if (impl == isa::W8A8Impl::kAvx512Vnni)
     return run_vnni_s8(M, K, qw, N, [=](int64_t m, int8_t* q) { std::memcpy(q, qx + m * K, size_t(K)); }, S32Out{acc});
   const int64_t Kp = (K + 15) & ~int64_t(15);
   run_avx2(M, K, qw, N, [=](int64_t m, int16_t* xw) { widen_row_avx2(qx + m * K, K, Kp, xw); }, S32Out{acc});
 }
 
-void use_vnni(bool on) { vnni_disabled.store(!on, std::memory_order_relaxed); }
-bool vnni_available() { return has_vnni(); }
+void use_vnni(bool on) { isa::set_w8a8_vnni(on); }
+bool vnni_available() { return isa::w8a8_vnni_available(); }
 }  // namespace detail
 
 }  // namespace joule::kernels

@@ -1,7 +1,7 @@
 // W8A8 linear on the CPU: int8 weights per output channel, int8 activations per token (quantized at run time),
 // exact int32 accumulation, float epilogue. Format: kernels/formats/formats.h. Every fast function has the
-// signature of its scalar reference and returns bit-identical results; the fast path (AVX2, OpenMP) is chosen
-// at run time and falls back to the reference on CPUs without AVX2.
+// signature of its scalar reference and returns bit-identical results; the fast path (AVX2 or AVX-512 VNNI,
+// OpenMP) is chosen at run time (kernels/cpu/isa.h) and falls back to the reference on CPUs without AVX2.
 //
 // Preconditions (not checked: these are raw kernels; the LibTorch binding checks shapes): inputs are finite,
 // pointers are valid for the stated shapes, q values are in [-127, 127] (never -128), K <= kW8A8MaxK. All

@@ -58,6 +58,8 @@ constexpr int kW4Max = 15;  // unsigned 4-bit range used by W4
 JOULE_HD constexpr bool w4_group_valid(int64_t group) { return group >= 2 && (group & (group - 1)) == 0; }
 JOULE_HD constexpr int64_t w4_row_bytes(int64_t k) { return (k + 1) / 2; }                  // qweight columns
 JOULE_HD constexpr int64_t w4_groups(int64_t k, int64_t group) { return (k + group - 1) / group; }  // scales/zeros columns
+// Whether weight k opens a group (k % group == 0), for a valid group.
+JOULE_HD constexpr bool w4_group_start(int64_t k, int64_t group) { return (k & (group - 1)) == 0; }
 
 // ---- SP24 (2:4) ----
 constexpr int kSp24Chunk = 4;              // dense values per chunk
@@ -65,6 +67,7 @@ constexpr int kSp24Kept = 2;               // kept values per chunk
 constexpr int kSp24KPerMetaWord = 16;      // dense k covered by one uint16 metadata word (4 chunks x 4 bits)
 constexpr int kSp24KAlign = 16;            // K must be a multiple of this
 constexpr uint16_t kSp24PadNibble = 0x4;   // idx0 = 0, idx1 = 1: the metadata of an all-zero chunk
+constexpr uint16_t kSp24PadWord = kSp24PadNibble * 0x1111;  // a metadata word of 4 all-zero chunks (0x4444)
 JOULE_HD constexpr int64_t sp24_values_cols(int64_t k) { return k / 2; }
 JOULE_HD constexpr int64_t sp24_meta_cols(int64_t k) { return k / kSp24KPerMetaWord; }
 

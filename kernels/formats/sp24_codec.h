@@ -38,7 +38,7 @@ int64_t sp24_compress_rows(const T* w, int64_t N, int64_t K, T* values, uint16_t
   int64_t violations = 0;
   for (int64_t n = 0; n < N; ++n) {
     const T* src = w + n * K;
-    T* val = values + n * (K / 2);
+    T* val = values + n * sp24_values_cols(K);
     uint16_t* mrow = meta + n * sp24_meta_cols(K);
     for (int64_t i = 0; i < sp24_meta_cols(K); ++i) mrow[i] = 0;
     for (int64_t c = 0; c < K / kSp24Chunk; ++c) {
@@ -66,8 +66,8 @@ bool sp24_decompress_rows(const T* values, const uint16_t* meta, int64_t N, int6
       if (i0 >= i1) return false;
       T* dst = w + n * K + 4 * c;
       for (int j = 0; j < kSp24Chunk; ++j) dst[j] = T(0);
-      dst[i0] = values[n * (K / 2) + 2 * c];
-      dst[i1] = values[n * (K / 2) + 2 * c + 1];
+      dst[i0] = values[n * sp24_values_cols(K) + 2 * c];
+      dst[i1] = values[n * sp24_values_cols(K) + 2 * c + 1];
     }
   return true;
 }

@@ -1,0 +1,75 @@
+// CPU features and kernel dispatch, in one place. The CPU is probed once (cpuid through __builtin_cpu_supports),
+// the JOULE_CPU_ISA override is read once, and each kernel family asks one function here which of its
+// implementations runs; w8a8.cpp, w4.cpp and sp24.cpp hold no CPU checks of their own. The fast paths are
+// compiled per function (__attribute__((target))), so the library runs on any x86-64 CPU and these answers are
+// what keeps a CPU from executing instructions it lacks.
+//
+// JOULE_CPU_ISA (read at the first kernel call, like oneDNN's ONEDNN_MAX_CPU_ISA; for comparisons and tests):
+//   avx2     the AVX-512 / VNNI paths are off (the W8A8 GEMM runs its AVX2 kernels on a VNNI machine)
+//   scalar   every SIMD path is off: W8A8, W4 and SP24 run their scalar reference kernels (*_ref)
+//   unset, or any other value: no cap, every path the CPU supports may run.
+// An override only takes features away; it never enables one the CPU lacks.
+#pragma once
+#include <cstdint>
+
+namespace joule::kernels::isa {
+
+struct CpuFeatures {
+  bool avx2 = false;
+  bool fma = false;
+  bool avx512f = false;
+  bool avx512bw = false;
+  bool avx512vl = false;
+  bool avx512vnni = false;
+
+  bool avx2_fma() const { return avx2 && fma; }
+  // What the W8A8 VNNI kernels are compiled for (target avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma).
+  bool avx512_vnni() const { return avx2_fma() && avx512f && avx512bw && avx512vl && avx512vnni; }
+};
+
+// The JOULE_CPU_ISA cap, read once.
+enum class Cap { kNone, kAvx2, kScalar };
+Cap cpu_cap();
+// What the CPU has, probed once.
+const CpuFeatures& cpu_hardware();
+// What the kernels may use: cpu_hardware() less what cpu_cap() takes away (kAvx2: the AVX-512 features;
+// kScalar: all of them), computed once.
+const CpuFeatures& cpu_features();
+
+// ---- dispatch thresholds (measured on the project machine; the kernel files explain each) -------------------
+constexpr int64_t kW8A8VnniMinRows = 16;  // the VNNI GEMM repacks its weights per call: worth it from 16 rows
+constexpr int64_t kW4GemvMaxM = 4;        // from M = 5 the W4 panel GEMM beats the GEMV (K = N = 4096)
+constexpr int64_t kW4GemvMinGroup = 16;   // the W4 GEMV reads 16-weight chunks that never straddle a group
+constexpr int64_t kSp24TileMinRows = 4;   // below this many rows of x, SP24 runs its one-row tiles
+
+// ---- one dispatch function per kernel family ------------------------------------------------------------------
+
+// W8A8 GEMM (gemm_s8s8, linear_w8a8, detail::gemm_s8s8_s32) for M rows of x and K input features:
+//   kReference   no AVX2+FMA, or K > kW8A8MaxK (int32 sums could overflow; the reference sums in int64)
+//   kAvx512Vnni  M >= kW8A8VnniMinRows on a CPU with AVX-512 VNNI, unless set_w8a8_vnni(false)
+//   kAvx2        otherwise
+enum class W8A8Impl { kReference, kAvx2, kAvx512Vnni };
+W8A8Impl w8a8_gemm_impl(int64_t M, int64_t K);
+// quantize_rows_s8: kAvx2 with AVX2+FMA, else kReference (any K).
+W8A8Impl w8a8_quantize_impl();
+// The test switch behind detail::use_vnni / detail::vnni_available (kernels/cpu/w8a8.h): whether the VNNI GEMM
+// may run (default true), and whether it would run for a large enough M (CPU, override and switch together).
+void set_w8a8_vnni(bool on);
+bool w8a8_vnni_available();
+
+// W4 linear_w4 for M rows of x and group size `group` (already validated):
+//   kReference   no AVX2+FMA
+//   kGemvAvx2    M <= kW4GemvMaxM and group >= kW4GemvMinGroup
+//   kGemmAvx2    otherwise
+enum class W4Impl { kReference, kGemvAvx2, kGemmAvx2 };
+W4Impl w4_impl(int64_t M, int64_t group);
+
+// SP24 linear_sp24 for M rows of x (every path is bit-identical to the reference):
+//   kReference   JOULE_CPU_ISA=scalar only
+//   kRowTiles    M < kSp24TileMinRows: one row of x x 8 weight rows, baseline x86-64 code
+//   kTilesAvx2   16 rows of x x 4 weight rows, AVX2 code (no FMA)
+//   kTiles       the same tiles in baseline code, on CPUs without AVX2
+enum class Sp24Impl { kReference, kRowTiles, kTiles, kTilesAvx2 };
+Sp24Impl sp24_impl(int64_t M);
+
+}  // namespace joule::kernels::isa
