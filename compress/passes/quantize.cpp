@@ -1,88 +1,90 @@
-// Quantization: analyse which aten::linear nodes of the inlined forward read a float32 weight parameter
-// directly (and match the globs), pack each such weight with the plain kernels (kernels/cpu/w8a8.h, kernels/cpu/w4.h),
-// then rewrite: the packed tensors become buffers of the top module (the only module type certain to have
-// one instance, so adding attributes cannot disturb shared submodule types), the node becomes the joule::
-// op, and the float weight is emptied. A weight read by more than one node is quantized once and shared.
+// Quantization: find the aten::linear nodes of the inlined forward that read a weight parameter directly and
+// match the globs (compress/ir/rewrite.h), pack each such weight once with its scheme's algorithm
+// (compress/algorithms/quant_w8a8.h: RTN per channel, static scale, SmoothQuant; quant_w4.h: RTN or GPTQ),
+// then rewrite: the packed tensors become buffers of the top module, the nodes become the joule:: op, and the
+// float weight is emptied. A weight read by more than one linear node is quantized once and shared; one that
+// other ops read too stays float.
 #include "compress/passes/quantize.h"
 
 #include <fmt/ranges.h>
 
-#include <torch/csrc/jit/passes/dead_code_elimination.h>
-
-#include <algorithm>
-#include <cmath>
-#include <functional>
-#include <map>
 #include <optional>
 #include <set>
 
-#include "compress/base/error.h"
-#include "compress/ir/graph.h"
 #include "compress/algorithms/globs.h"
+#include "compress/algorithms/quant_w4.h"
+#include "compress/algorithms/quant_w8a8.h"
+#include "compress/analysis/calibration.h"
+#include "compress/base/error.h"
 #include "compress/base/progress.h"
-#include "compress/ops/ops.h"
+#include "compress/ir/graph.h"
+#include "compress/ir/rewrite.h"
+#include "compress/ops/schema.h"
 #include "kernels/formats/formats.h"
-#include "kernels/cpu/w4.h"
-#include "kernels/cpu/w8a8.h"
 
 namespace joule {
 
 namespace {
 
-using Buffers = std::vector<std::pair<std::string, at::Tensor>>;  // role -> packed tensor, in op argument order
-
-// W8A8 buffers of one float weight w [N, K]: qweight, w_scale, and with calibration statistics the static
-// x_scale and/or SmoothQuant's smooth_inv. Per-layer facts go to `layer`.
-Buffers pack_w8a8(at::Tensor w, const LinearStats* st, const QuantizeOptions& o, nlohmann::json& layer,
-                  std::vector<std::string>& warnings) {
-  const int64_t N = w.size(0), K = w.size(1);
-  at::Tensor smooth_inv;
-  if (st && o.smooth > 0) {
-    // SmoothQuant: s_k = max|x_k|^a / max|w_k|^(1-a) moves activation range into the weights (w * s, x / s).
-    at::Tensor xmax = st->absmax.clamp_min(1e-5), wmax = w.abs().amax(0).clamp_min(1e-5);
-    at::Tensor sm = (xmax.pow(o.smooth) / wmax.pow(1 - o.smooth)).clamp_min(1e-5);
-    w = (w * sm.unsqueeze(0)).contiguous();
-    smooth_inv = sm.reciprocal().contiguous();
+// The linear sites to quantize: those whose module the globs select, less the weights that other ops read too
+// (warned about: the float weight is emptied after packing, and a fused kernel such as
+// _transformer_encoder_layer_fwd, or a slice, needs it). One-line errors when nothing is left.
+std::vector<const LinearSite*> select_sites(const LinearSites& ls, const QuantizeOptions& o,
+                                            std::vector<std::string>& warnings) {
+  std::vector<const LinearSite*> chosen;
+  std::set<std::string> shared;
+  for (const auto& s : ls.sites) {
+    if (!selected(s.module, o.include, o.exclude)) continue;
+    if (s.exclusive) chosen.push_back(&s);
+    else shared.insert(s.weight);
   }
-  at::Tensor q = at::empty({N, K}, at::kChar), sc = at::empty({N}, at::kFloat);
-  kernels::quantize_rows_s8(w.data_ptr<float>(), N, K, q.data_ptr<int8_t>(), sc.data_ptr<float>());
-  Buffers bufs = {{"qweight", q}, {"w_scale", sc}};
-  if (st && o.static_act) {
-    at::Tensor amax = smooth_inv.defined() ? st->absmax * smooth_inv : st->absmax;
-    float xs = amax.max().item<float>() / float(kernels::kW8Max);
-    if (xs > 0 && std::isfinite(xs)) {
-      bufs.push_back({"x_scale", at::full({1}, xs, at::kFloat)});
-      layer["x_scale"] = xs;
-    } else {
-      warnings.push_back(fmt::format("'{}': calibration inputs were all zero; activations stay dynamic",
-                                     layer["module"].get<std::string>()));
-    }
+  for (const auto& w : shared)
+    warnings.push_back(fmt::format("'{}' stays float: it is read by ops other than aten::linear", w));
+  for (const auto& p : o.include) {
+    bool hit = false;
+    for (const auto& s : ls.sites) hit = hit || glob_match(p, s.module);
+    if (!hit) fail("quantize: include glob '{}' matches no linear layer", p);
   }
-  if (smooth_inv.defined()) bufs.push_back({"smooth_inv", smooth_inv});
-  return bufs;
+  if (chosen.empty() && !shared.empty())
+    fail("quantize: every selected linear weight is also read by other ops (e.g. a fused encoder layer such as "
+         "'{}'), which need it in float", *shared.begin());
+  if (chosen.empty()) fail("quantize: no linear layer to quantize");
+  return chosen;
 }
 
-// W4 buffers of one float weight: RTN, or GPTQ given calibration statistics (then both methods' output errors
-// go to `layer`, so the report shows what GPTQ gained).
-Buffers pack_w4(const at::Tensor& w, const LinearStats* st, const QuantizeOptions& o, nlohmann::json& layer) {
-  const int64_t N = w.size(0), K = w.size(1), G = kernels::w4_groups(K, o.group);
-  W4Packed p{at::empty({N, kernels::w4_row_bytes(K)}, at::kByte), at::empty({N, G}, at::kFloat),
-             at::empty({N, G}, at::kByte)};
-  kernels::quantize_w4_rtn(w.data_ptr<float>(), N, K, o.group, p.qweight.data_ptr<uint8_t>(), p.scales.data_ptr<float>(),
-                           p.zeros.data_ptr<uint8_t>());
-  if (st && o.method == QuantMethod::GPTQ) {
-    auto dequant = [&](const W4Packed& x) {
-      at::Tensor d = at::empty({N, K}, at::kFloat);
-      kernels::dequantize_w4(x.qweight.data_ptr<uint8_t>(), x.scales.data_ptr<float>(), x.zeros.data_ptr<uint8_t>(), N,
-                             K, o.group, d.data_ptr<float>());
-      return d;
-    };
-    W4Packed g = gptq_w4(w, st->xtx, o.group, o.gptq);
-    layer["output_error_rtn"] = output_error(w, dequant(p), st->xtx, st->rows);
-    layer["output_error_gptq"] = output_error(w, dequant(g), st->xtx, st->rows);
-    p = g;
+// The packed buffers of one site's weight under the options' scheme; per-layer facts go to `layer`.
+PackedWeight pack_weight(const torch::jit::Module& m, const LinearSite& s, const CalibrationStats* stats,
+                         const QuantizeOptions& o, nlohmann::json& layer, std::vector<std::string>& warnings) {
+  at::Tensor w = get_tensor(m, s.weight);
+  if (w.scalar_type() != at::kFloat || w.dim() != 2 || w.numel() == 0)
+    fail("quantize: '{}' is {} {}; only float32 [N, K] linear weights are supported", s.weight,
+         c10::toString(w.scalar_type()), fmt::format("[{}]", fmt::join(w.sizes(), ", ")));
+  at::Tensor wc = w.detach().contiguous();
+  const int64_t K = wc.size(1);
+  const LinearStats* st = nullptr;
+  if (stats) {
+    auto it = stats->find(s.weight);
+    if (it != stats->end() && it->second.rows > 0) st = &it->second;
+    else warnings.push_back(fmt::format("'{}' saw no calibration input: quantized with rtn and dynamic "
+                                        "activations", s.module));
   }
-  return {{"qweight", p.qweight}, {"scales", p.scales}, {"zeros", p.zeros}};
+  layer = {{"module", s.module}, {"shape", w.sizes().vec()}};
+  PackedWeight p;
+  if (o.scheme == QuantScheme::W8A8) {
+    W8A8Packing q = pack_w8a8(wc, st ? st->absmax : at::Tensor(), {o.static_act, o.smooth}, s.module, warnings);
+    if (q.x_scale) layer["x_scale"] = *q.x_scale;
+    p = std::move(q.packed);
+  } else {
+    if (o.group > K) fail("quantize: group {} exceeds the input features of '{}' (K = {})", o.group, s.weight, K);
+    W4Packing q = pack_w4(wc, st ? st->xtx : at::Tensor(), st ? st->rows : 0,
+                          {o.group, o.method == QuantMethod::GPTQ, o.gptq});
+    if (q.output_error_gptq)
+      layer["output_error_rtn"] = *q.output_error_rtn, layer["output_error_gptq"] = *q.output_error_gptq;
+    p = std::move(q.packed);
+  }
+  p.weight = s.weight;
+  layer["bytes_before"] = w.nbytes(), layer["bytes_after"] = p.bytes();
+  return p;
 }
 
 }  // namespace
@@ -161,54 +163,9 @@ nlohmann::json QuantizeOptions::to_json() const {
 }
 
 PassResult QuantizePass::run(torch::jit::Module& m, Context& ctx) {
-  ops::ensure_ops_registered();
-  auto g = inlined_forward(m);
-  torch::jit::Value* self = g->inputs().at(0);
-
-  struct Site {
-    torch::jit::Node* node;
-    std::string weight, module;
-  };
-  std::vector<Site> sites;
-  std::set<std::string> modules_seen;
-  std::vector<torch::jit::Node*> all;
-  std::function<void(torch::jit::Block*)> walk = [&](torch::jit::Block* b) {
-    for (auto* n : b->nodes()) {
-      all.push_back(n);
-      for (auto* sb : n->blocks()) walk(sb);
-    }
-  };
-  walk(g->block());
-  std::map<std::string, size_t> linear_reads;
-  for (auto* n : all) {
-    if (n->kind() != c10::aten::linear) continue;
-    auto w = attr_path_of(n->input(1), self);
-    if (!w) continue;
-    std::string module = w->substr(0, w->rfind('.'));
-    modules_seen.insert(module);
-    if (selected(module, opts_.include, opts_.exclude)) sites.push_back({n, *w, module}), ++linear_reads[*w];
-  }
-  // The float weight is emptied after packing: a weight that something else reads too (a fused kernel such as
-  // _transformer_encoder_layer_fwd, a slice) stays float.
+  LinearSites ls = find_linear_sites(m);
   PassResult r;
-  const std::map<std::string, size_t> readers = attr_readers(g);
-  std::set<std::string> shared;
-  for (const auto& [w, n] : linear_reads)
-    if (readers.at(w) != n) {
-      shared.insert(w);
-      r.warnings.push_back(fmt::format("'{}' stays float: it is read by ops other than aten::linear", w));
-    }
-  sites.erase(std::remove_if(sites.begin(), sites.end(), [&](const Site& s) { return shared.count(s.weight) > 0; }),
-              sites.end());
-  for (const auto& p : opts_.include) {
-    bool hit = false;
-    for (const auto& mod : modules_seen) hit = hit || glob_match(p, mod);
-    if (!hit) fail("quantize: include glob '{}' matches no linear layer", p);
-  }
-  if (sites.empty() && !shared.empty())
-    fail("quantize: every selected linear weight is also read by other ops (e.g. a fused encoder layer such as "
-         "'{}'), which need it in float", *shared.begin());
-  if (sites.empty()) fail("quantize: no linear layer to quantize");
+  const std::vector<const LinearSite*> sites = select_sites(ls, opts_, r.warnings);
 
   // Calibration statistics come from the model as it is now, before any layer is rewritten.
   const CalibrationStats* stats = opts_.needs_calibration() ? &ctx.calibration_stats(m, opts_.calib, opts_.calib_samples) : nullptr;
@@ -216,73 +173,21 @@ PassResult QuantizePass::run(torch::jit::Module& m, Context& ctx) {
   auto& layers = r.stats["layers"] = nlohmann::json::array();
   double err_rtn = 0, err_gptq = 0;
   int64_t bytes_before = 0, bytes_after = 0;
-  std::map<std::string, std::map<std::string, std::string>> packed;  // weight path -> role -> buffer name
+  std::vector<PackedWeight> packed;
   torch::NoGradGuard no_grad;
   std::optional<Progress> bar;  // GPTQ takes seconds per large layer
   if (stats && opts_.method == QuantMethod::GPTQ) bar.emplace("gptq", static_cast<int64_t>(sites.size()));
-  for (const auto& s : sites) {
-    at::Tensor w = get_tensor(m, s.weight);
-    if (!packed.count(s.weight)) {
-      if (w.scalar_type() != at::kFloat || w.dim() != 2 || w.numel() == 0)
-        fail("quantize: '{}' is {} {}; only float32 [N, K] linear weights are supported", s.weight,
-             c10::toString(w.scalar_type()), fmt::format("[{}]", fmt::join(w.sizes(), ", ")));
-      at::Tensor wc = w.detach().contiguous();
-      const int64_t K = wc.size(1);
-      const LinearStats* st = nullptr;
-      if (stats) {
-        auto it = stats->find(s.weight);
-        if (it != stats->end() && it->second.rows > 0) st = &it->second;
-        else r.warnings.push_back(fmt::format("'{}' saw no calibration input: quantized with rtn and dynamic "
-                                              "activations", s.module));
-      }
-      nlohmann::json layer = {{"module", s.module}, {"shape", w.sizes().vec()}};
-      Buffers bufs;
-      if (opts_.scheme == QuantScheme::W8A8) {
-        bufs = pack_w8a8(wc, st, opts_, layer, r.warnings);
-      } else {
-        if (opts_.group > K) fail("quantize: group {} exceeds the input features of '{}' (K = {})", opts_.group, s.weight, K);
-        bufs = pack_w4(wc, st, opts_, layer);
-        if (layer.contains("output_error_gptq"))
-          err_rtn += layer["output_error_rtn"].get<double>(), err_gptq += layer["output_error_gptq"].get<double>();
-      }
-      int64_t after = 0;
-      for (auto& [what, t] : bufs) {
-        std::string name = packed_buffer_name(s.weight, what);
-        m.register_buffer(name, t);
-        packed[s.weight][what] = name;
-        after += static_cast<int64_t>(t.nbytes());
-      }
-      bytes_before += static_cast<int64_t>(w.nbytes());
-      bytes_after += after;
-      layer["bytes_before"] = w.nbytes(), layer["bytes_after"] = after;
-      layers.push_back(layer);
-    }
-    // Rewrite the node: x, packed buffers read from self, bias as it was (then the W8A8 options or None).
-    torch::jit::WithInsertPoint guard(s.node);
-    const auto& bufs = packed[s.weight];
-    auto buf = [&](const char* what) -> torch::jit::Value* {
-      auto it = bufs.find(what);
-      return it == bufs.end() ? g->insertConstant(c10::IValue()) : g->insertGetAttr(self, it->second);
-    };
-    std::vector<torch::jit::NamedValue> args{s.node->input(0), buf("qweight")};
-    if (opts_.scheme == QuantScheme::W8A8) {
-      args.insert(args.end(), {buf("w_scale"), s.node->input(2), buf("x_scale"), buf("smooth_inv")});
-    } else {
-      args.insert(args.end(), {buf("scales"), buf("zeros"), g->insertConstant(opts_.group),
-                               g->insertConstant(w.size(1)), s.node->input(2)});
-    }
-    auto op = c10::Symbol::fromQualString(opts_.scheme == QuantScheme::W8A8 ? "joule::linear_w8a8" : "joule::linear_w4");
-    torch::jit::Value* out = g->insert(op, args);
-    s.node->output()->replaceAllUsesWith(out);
-    s.node->destroy();
+  for (const LinearSite* s : sites) {
+    nlohmann::json layer;
+    packed.push_back(pack_weight(m, *s, stats, opts_, layer, r.warnings));
+    if (layer.contains("output_error_gptq"))
+      err_rtn += layer["output_error_rtn"].get<double>(), err_gptq += layer["output_error_gptq"].get<double>();
+    bytes_before += static_cast<int64_t>(get_tensor(m, s->weight).nbytes());
+    bytes_after += packed.back().bytes();
+    layers.push_back(layer);
     if (bar) bar->tick();
   }
-  torch::jit::EliminateDeadCode(g);
-  set_forward(m, g);
-  for (const auto& [path, names] : packed) {
-    at::Tensor w = get_tensor(m, path);
-    set_tensor(m, path, at::empty({0}, w.options()));  // the float weight is gone; the slot stays for shared types
-  }
+  rewrite_linears(m, std::move(ls), opts_.scheme == QuantScheme::W8A8 ? ops::linear_w8a8() : ops::linear_w4(), packed);
   r.stats["quantized_layers"] = packed.size();
   r.stats["weight_bytes_before"] = bytes_before;
   r.stats["weight_bytes_after"] = bytes_after;

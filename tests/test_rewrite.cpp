@@ -1,0 +1,299 @@
+// The shared linear -> packed-op rewrite (compress/ir/rewrite.h) on small modules built with define(): the linear
+// sites and their exclusivity, calls built from the schema.h argument table (checked with FileCheck and node by
+// node), weights that other ops read staying aten::linear (and reported as shared by the pass), misuse errors,
+// and the rewritten module's output against the kernels' scalar references.
+#include <gtest/gtest.h>
+
+#include <torch/csrc/jit/testing/file_check.h>
+
+#include "compress/algorithms/pack_sp24.h"
+#include "compress/algorithms/quant_w4.h"
+#include "compress/algorithms/quant_w8a8.h"
+#include "compress/base/error.h"
+#include "compress/ir/graph.h"
+#include "compress/ir/rewrite.h"
+#include "compress/ops/schema.h"
+#include "compress/passes/quantize.h"
+#include "kernels/cpu/sp24.h"
+#include "kernels/cpu/w4.h"
+#include "kernels/cpu/w8a8.h"
+#include "models/builders.h"
+#include "test_util.h"
+
+using namespace joule;
+using torch::jit::testing::FileCheck;
+
+namespace {
+
+// fc [16, 32] with bias; tied [16, 16]: one weight read by two aten::linear nodes; other [8, 16] without bias:
+// also read by aten::t, so it must stay float.
+torch::jit::Module shared_model() {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
+  torch::jit::Module m("__torch__.joule.RewriteTest");
+  m.register_module("fc", models::build_linear(32, 16, gen));
+  m.register_module("tied", models::build_linear(16, 16, gen));
+  m.register_module("other", models::build_linear(16, 8, gen, /*bias=*/false));
+  m.define(R"(
+def forward(self, x):
+    h = torch.relu(self.fc.forward(x))
+    h = self.tied.forward(h) + torch.linear(h, self.tied.weight, self.tied.bias)
+    return self.other.forward(h) + torch.sum(torch.t(self.other.weight))
+)");
+  m.eval();
+  return m;
+}
+
+// One linear layer [N, K] under a parent module: forward(x) = fc(x).
+torch::jit::Module single_linear(int64_t K, int64_t N, uint64_t seed) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  torch::jit::Module m("__torch__.joule.RewriteSingle");
+  m.register_module("fc", models::build_linear(K, N, gen));
+  m.define("def forward(self, x):\n    return self.fc.forward(x)\n");
+  m.eval();
+  return m;
+}
+
+std::vector<torch::jit::Node*> nodes_of(const torch::jit::Module& m, const std::string& kind) {
+  std::vector<torch::jit::Node*> out;
+  for (auto* n : m.get_method("forward").graph()->nodes())
+    if (n->kind().toQualString() == kind) out.push_back(n);
+  return out;
+}
+
+// Every argument of a rewritten call is what schema.h says it is: Buffer/OptionalBuffer the registered buffer
+// of the weight (or None), Int the constant, Bias the linear's bias.
+void expect_call(torch::jit::Node* n, const ops::PackedLinearOp& op, const std::string& weight,
+                 const std::string& bias, const std::map<std::string, int64_t>& ints, const std::string& prefix = "") {
+  torch::jit::Value* self = n->owningGraph()->inputs().at(0);
+  ASSERT_EQ(n->inputs().size(), op.args.size());
+  for (size_t i = 0; i < op.args.size(); ++i) {
+    const ops::OpArg& a = op.args[i];
+    torch::jit::Value* v = n->input(i);
+    SCOPED_TRACE(a.name);
+    switch (a.kind) {
+      case ops::ArgKind::Input:
+        EXPECT_FALSE(attr_path_of(v, self).has_value());
+        break;
+      case ops::ArgKind::Bias:
+        if (bias.empty()) EXPECT_TRUE(v->type()->kind() == c10::TypeKind::NoneType);
+        else EXPECT_EQ(attr_path_of(v, self).value_or("?"), bias);
+        break;
+      case ops::ArgKind::Buffer:
+        EXPECT_EQ(attr_path_of(v, self).value_or("?"), packed_buffer_name(weight, prefix + a.name));
+        break;
+      case ops::ArgKind::OptionalBuffer:
+        EXPECT_TRUE(v->type()->kind() == c10::TypeKind::NoneType);
+        break;
+      case ops::ArgKind::Int:
+        EXPECT_EQ(torch::jit::toIValue(v).value().toInt(), ints.at(a.name));
+        break;
+    }
+  }
+}
+
+PackedWeight w8a8_of(const torch::jit::Module& m, const std::string& weight) {
+  std::vector<std::string> warnings;
+  PackedWeight p = pack_w8a8(get_tensor(m, weight).detach().contiguous(), at::Tensor(), {}, weight, warnings).packed;
+  p.weight = weight;
+  return p;
+}
+
+// w with the two smallest |w| of every 4 consecutive input features zeroed (a 2:4 pattern).
+void make_2_4(at::Tensor w) {
+  torch::NoGradGuard g;
+  auto v = w.view({w.size(0), w.size(1) / 4, 4});
+  auto idx = std::get<1>(v.abs().topk(2, -1, /*largest=*/false));
+  v.scatter_(-1, idx, 0.0);
+}
+
+}  // namespace
+
+TEST(Rewrite, FindsLinearSitesPerWeightWithExclusivity) {
+  auto m = shared_model();
+  LinearSites ls = find_linear_sites(m);
+  ASSERT_EQ(ls.sites.size(), 3u);
+  EXPECT_EQ(ls.sites[0].weight, "fc.weight");
+  EXPECT_EQ(ls.sites[0].module, "fc");
+  EXPECT_EQ(ls.sites[0].nodes.size(), 1u);
+  EXPECT_TRUE(ls.sites[0].exclusive);
+  EXPECT_EQ(ls.sites[1].weight, "tied.weight");
+  EXPECT_EQ(ls.sites[1].nodes.size(), 2u);
+  EXPECT_TRUE(ls.sites[1].exclusive);
+  EXPECT_EQ(ls.sites[2].weight, "other.weight");
+  EXPECT_FALSE(ls.sites[2].exclusive);  // aten::t reads it too
+  EXPECT_EQ(ls.find("tied.weight"), &ls.sites[1]);
+  EXPECT_EQ(ls.find("tied.bias"), nullptr);
+}
+
+TEST(Rewrite, LinearsBecomeW8A8CallsBuiltFromTheSchema) {
+  auto m = shared_model();
+  at::Tensor x = at::randn({5, 32}, at::make_generator<at::CPUGeneratorImpl>(4));
+  at::Tensor ref = test::forward(m, x);
+  LinearSites ls = find_linear_sites(m);
+  rewrite_linears(m, std::move(ls), ops::linear_w8a8(), {w8a8_of(m, "fc.weight"), w8a8_of(m, "tied.weight")});
+  EXPECT_TRUE(ls.sites.empty());
+
+  auto g = m.get_method("forward").graph();
+  FileCheck()
+      .check("prim::GetAttr[name=\"_joule_fc_weight_qweight\"]")
+      ->check("prim::GetAttr[name=\"_joule_fc_weight_w_scale\"]")
+      ->check("joule::linear_w8a8")
+      ->check("prim::GetAttr[name=\"_joule_tied_weight_qweight\"]")
+      ->check("joule::linear_w8a8")
+      ->check("joule::linear_w8a8")
+      ->check("aten::t")
+      ->run(*g);
+  FileCheck().check_count("joule::linear_w8a8", 3, /*exactly=*/true)->run(*g);
+  FileCheck().check_count("aten::linear", 1, /*exactly=*/true)->run(*g);  // other: shared with aten::t
+  FileCheck().check_not("_joule_other")->run(*g);
+
+  auto calls = nodes_of(m, "joule::linear_w8a8");
+  ASSERT_EQ(calls.size(), 3u);
+  expect_call(calls[0], ops::linear_w8a8(), "fc.weight", "fc.bias", {});
+  expect_call(calls[1], ops::linear_w8a8(), "tied.weight", "tied.bias", {});
+  expect_call(calls[2], ops::linear_w8a8(), "tied.weight", "tied.bias", {});
+  // The float weights are gone; the shared one stays.
+  EXPECT_EQ(get_tensor(m, "fc.weight").numel(), 0);
+  EXPECT_EQ(get_tensor(m, "tied.weight").numel(), 0);
+  EXPECT_EQ(get_tensor(m, "other.weight").numel(), 8 * 16);
+  at::Tensor y = test::forward(m, x);
+  EXPECT_GT((y.flatten().dot(ref.flatten()) / (y.norm() * ref.norm())).item<double>(), 0.999);
+}
+
+TEST(Rewrite, SharedWeightsStayLinearAndThePassReportsThem) {
+  auto m = shared_model();
+  // The rewrite refuses a weight that another op reads: emptying it would break that reader.
+  LinearSites ls = find_linear_sites(m);
+  EXPECT_THROW(rewrite_linears(m, std::move(ls), ops::linear_w8a8(), {w8a8_of(m, "other.weight")}), Error);
+  EXPECT_EQ(get_tensor(m, "other.weight").numel(), 8 * 16);
+  EXPECT_TRUE(nodes_of(m, "joule::linear_w8a8").empty());  // forward untouched
+  EXPECT_EQ(m.named_buffers(false).size(), 0u);
+
+  // Through the pass: the shared weight is reported and stays an aten::linear over the float weight.
+  Context ctx;
+  PassResult r = QuantizePass(QuantizeOptions::from_json({{"scheme", "w8a8"}})).run(m, ctx);
+  ASSERT_EQ(r.warnings.size(), 1u);
+  EXPECT_EQ(r.warnings[0], "'other.weight' stays float: it is read by ops other than aten::linear");
+  EXPECT_EQ(r.stats["quantized_layers"], 2);
+  auto g = m.get_method("forward").graph();
+  FileCheck().check("joule::linear_w8a8")->check("aten::linear")->check("aten::t")->run(*g);
+  auto lin = nodes_of(m, "aten::linear");
+  ASSERT_EQ(lin.size(), 1u);
+  EXPECT_EQ(attr_path_of(lin[0]->namedInput("weight"), g->inputs().at(0)).value_or("?"), "other.weight");
+}
+
+TEST(Rewrite, SliceReaderKeepsWeightDense) {
+  // A slice of the weight is not a linear site of it, and makes the weight's real linear site non-exclusive.
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
+  torch::jit::Module m("__torch__.joule.RewriteSlice");
+  m.register_module("fc", models::build_linear(32, 16, gen));
+  m.define(R"(
+def forward(self, x):
+    return self.fc.forward(x) + torch.linear(x, self.fc.weight[0:16])
+)");
+  LinearSites ls = find_linear_sites(m);
+  ASSERT_EQ(ls.sites.size(), 1u);
+  EXPECT_EQ(ls.sites[0].weight, "fc.weight");
+  EXPECT_EQ(ls.sites[0].nodes.size(), 1u);
+  EXPECT_FALSE(ls.sites[0].exclusive);
+  Sp24Packing p = pack_sp24(m, {"fc.weight"});
+  EXPECT_TRUE(p.packed.empty());
+  ASSERT_EQ(p.warnings.size(), 1u);
+  EXPECT_EQ(p.warnings[0], "'fc.weight' stays dense: it is read by ops other than a plain aten::linear");
+  EXPECT_EQ(get_tensor(m, "fc.weight").numel(), 16 * 32);
+  EXPECT_TRUE(nodes_of(m, "joule::linear_sp24").empty());
+}
+
+TEST(Rewrite, MisuseIsRefused) {
+  auto m = single_linear(32, 16, 6);
+  PackedWeight p = w8a8_of(m, "fc.weight");
+  {
+    LinearSites ls = find_linear_sites(m);
+    PackedWeight bad = p;
+    bad.buffers.push_back({"scales", at::zeros({1})});  // not an argument of linear_w8a8
+    EXPECT_THROW(rewrite_linears(m, std::move(ls), ops::linear_w8a8(), {bad}), Error);
+  }
+  {
+    LinearSites ls = find_linear_sites(m);
+    EXPECT_THROW(rewrite_linears(m, std::move(ls), ops::linear_w4(), {p}), Error);  // no zeros, no ints
+  }
+  {
+    LinearSites ls = find_linear_sites(m);
+    PackedWeight other = p;
+    other.weight = "fc.bias";
+    EXPECT_THROW(rewrite_linears(m, std::move(ls), ops::linear_w8a8(), {other}), Error);
+  }
+  EXPECT_EQ(m.named_buffers(false).size(), 0u);  // refused before any change
+  {
+    LinearSites ls = find_linear_sites(m);
+    rewrite_linears(m, std::move(ls), ops::linear_w8a8(), {});  // nothing to do
+    EXPECT_EQ(get_tensor(m, "fc.weight").numel(), 16 * 32);
+  }
+}
+
+TEST(Rewrite, Sp24CallMatchesTheKernelReference) {
+  const int64_t K = 64, N = 24, M = 7;
+  auto m = single_linear(K, N, 7);
+  make_2_4(get_tensor(m, "fc.weight"));
+  Sp24Packing p = pack_sp24(m, {"fc.weight"});
+  ASSERT_EQ(p.packed, std::vector<std::string>{"fc.weight"});
+  EXPECT_TRUE(p.warnings.empty());
+  EXPECT_EQ(p.bytes_before, N * K * 4);
+  EXPECT_EQ(p.bytes_after, N * K / 2 * 4 + N * kernels::sp24_meta_cols(K) * 2);
+
+  auto g = m.get_method("forward").graph();
+  FileCheck()
+      .check("prim::GetAttr[name=\"_joule_fc_weight_sp24_values\"]")
+      ->check("prim::GetAttr[name=\"_joule_fc_weight_sp24_meta\"]")
+      ->check("joule::linear_sp24")
+      ->check_not("aten::linear")
+      ->run(*g);
+  auto calls = nodes_of(m, "joule::linear_sp24");
+  ASSERT_EQ(calls.size(), 1u);
+  expect_call(calls[0], ops::linear_sp24(), "fc.weight", "fc.bias", {{"in_features", K}}, "sp24_");
+
+  at::Tensor x = at::randn({M, K}, at::make_generator<at::CPUGeneratorImpl>(8));
+  at::Tensor values = get_tensor(m, "_joule_fc_weight_sp24_values"), meta = get_tensor(m, "_joule_fc_weight_sp24_meta");
+  at::Tensor bias = get_tensor(m, "fc.bias"), want = at::empty({M, N});
+  kernels::linear_sp24_ref(x.data_ptr<float>(), M, K, values.data_ptr<float>(),
+                           reinterpret_cast<const uint16_t*>(meta.data_ptr<int16_t>()), N, bias.data_ptr<float>(),
+                           want.data_ptr<float>());
+  at::Tensor got = test::forward(m, x);
+  EXPECT_TRUE(at::allclose(got, want, 1e-5, 1e-5)) << (got - want).abs().max().item<float>();
+}
+
+TEST(Rewrite, W8A8AndW4CallsMatchTheKernelReferences) {
+  const int64_t K = 48, N = 20, M = 5;
+  at::Tensor x = at::randn({M, K}, at::make_generator<at::CPUGeneratorImpl>(9));
+  {
+    auto m = single_linear(K, N, 10);
+    LinearSites ls = find_linear_sites(m);
+    rewrite_linears(m, std::move(ls), ops::linear_w8a8(), {w8a8_of(m, "fc.weight")});
+    at::Tensor q = get_tensor(m, "_joule_fc_weight_qweight"), sc = get_tensor(m, "_joule_fc_weight_w_scale");
+    at::Tensor bias = get_tensor(m, "fc.bias"), want = at::empty({M, N});
+    kernels::linear_w8a8_ref(x.data_ptr<float>(), M, K, q.data_ptr<int8_t>(), sc.data_ptr<float>(), N,
+                             bias.data_ptr<float>(), want.data_ptr<float>());
+    at::Tensor got = test::forward(m, x);
+    EXPECT_TRUE(at::allclose(got, want, 1e-5, 1e-5)) << (got - want).abs().max().item<float>();
+  }
+  {
+    const int64_t group = 16;
+    auto m = single_linear(K, N, 11);
+    W4Config c;
+    c.group = group;
+    W4Packing w4 = pack_w4(get_tensor(m, "fc.weight").detach().contiguous(), at::Tensor(), 0, c);
+    EXPECT_FALSE(w4.output_error_gptq.has_value());
+    w4.packed.weight = "fc.weight";
+    LinearSites ls = find_linear_sites(m);
+    rewrite_linears(m, std::move(ls), ops::linear_w4(), {w4.packed});
+    auto calls = nodes_of(m, "joule::linear_w4");
+    ASSERT_EQ(calls.size(), 1u);
+    expect_call(calls[0], ops::linear_w4(), "fc.weight", "fc.bias", {{"group_size", group}, {"in_features", K}});
+    at::Tensor q = get_tensor(m, "_joule_fc_weight_qweight"), sc = get_tensor(m, "_joule_fc_weight_scales");
+    at::Tensor z = get_tensor(m, "_joule_fc_weight_zeros"), bias = get_tensor(m, "fc.bias"), want = at::empty({M, N});
+    kernels::linear_w4_ref(x.data_ptr<float>(), M, K, q.data_ptr<uint8_t>(), sc.data_ptr<float>(), z.data_ptr<uint8_t>(),
+                           N, group, bias.data_ptr<float>(), want.data_ptr<float>());
+    at::Tensor got = test::forward(m, x);
+    EXPECT_TRUE(at::allclose(got, want, 1e-4, 1e-5)) << (got - want).abs().max().item<float>();
+  }
+}
