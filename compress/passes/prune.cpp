@@ -33,86 +33,81 @@ double CubicSchedule::at(int64_t step, double final_sparsity) const {
   return final_sparsity + (initial_sparsity - final_sparsity) * std::pow(1.0 - frac, 3);
 }
 
-static double number(const nlohmann::json& v, const char* key) {
-  if (!v.is_number()) fail("prune: '{}' must be a number, got {}", key, v.dump());
-  return v.get<double>();
+const PassSpec& prune_spec() {
+  static const PassSpec spec{
+      "prune",
+      "magnitude pruning: unstructured (layer/global), N:M (2:4), structured (channels)",
+      {{.name = "method", .type = OptType::String, .help = "unstructured | structured | N:M (e.g. 2:4)",
+        .default_value = "unstructured", .short_flag = "-m", .label = "{}"},
+       {.name = "sparsity", .type = OptType::Float, .help = "fraction of weights (or channels) to remove; implied by N:M",
+        .default_value = 0.5, .min = 0.0, .max = 1.0, .max_open = true, .short_flag = "-s"},
+       {.name = "scope", .type = OptType::String, .help = "unstructured: one magnitude threshold per layer, or global",
+        .default_value = "layer", .choices = {"layer", "global"}},
+       {.name = "include", .type = OptType::Globs, .help = "only layers whose module path matches this glob (repeatable)"},
+       {.name = "exclude", .type = OptType::Globs, .help = "skip layers whose module path matches this glob (repeatable)"},
+       {.name = "schedule", .type = OptType::Object,
+        .help = "gradual (cubic, Zhu & Gupta) sparsity over training steps; the step comes from --step",
+        .cli = false,
+        .fields = {{.name = "kind", .type = OptType::String, .help = "schedule shape", .default_value = "cubic",
+                    .choices = {"cubic"}},
+                   {.name = "initial_sparsity", .type = OptType::Float, .help = "sparsity up to begin_step",
+                    .default_value = 0.0, .min = 0.0, .max = 1.0},
+                   {.name = "begin_step", .type = OptType::Int, .help = "first step of the ramp", .default_value = 0},
+                   {.name = "end_step", .type = OptType::Int, .help = "step at which sparsity reaches its target",
+                    .default_value = 0},
+                   {.name = "frequency", .type = OptType::Int, .help = "steps between sparsity updates",
+                    .default_value = 1, .min = 1.0}}},
+       {.name = "pack", .type = OptType::Bool,
+        .help = "2:4: rewrite pruned linears into joule::linear_sp24 (values + metadata, the sparse kernels' format); "
+                "loading the output needs libjoule_ops",
+        .default_value = false}}};
+  return spec;
 }
 
 PruneOptions PruneOptions::from_json(const nlohmann::json& j) {
-  if (!j.is_object()) fail("prune: options must be a mapping");
+  OptionValues v = parse_options(prune_spec(), j);
   PruneOptions o;
-  bool sparsity_given = false, scope_given = false;
-  for (const auto& [k, v] : j.items()) {
-    if (k == "method") {
-      if (!v.is_string()) fail("prune: 'method' must be a string: unstructured, structured or N:M such as 2:4");
-      std::string s = v.get<std::string>();
-      int n = 0, m = 0;
-      char tail = 0;
-      if (s == "unstructured") {
-        o.method = PruneMethod::Unstructured;
-      } else if (s == "structured") {
-        o.method = PruneMethod::Structured;
-      } else if (std::sscanf(s.c_str(), "%d:%d%c", &n, &m, &tail) == 2) {
-        if (n < 1 || m > 32 || n >= m) fail("prune: N:M '{}' needs 1 <= N < M <= 32", s);
-        o.method = PruneMethod::NM, o.n = n, o.m = m;
-      } else {
-        fail("prune: unknown method '{}' (unstructured, structured, or N:M such as 2:4)", s);
-      }
-    } else if (k == "sparsity") {
-      o.sparsity = number(v, "sparsity");
-      sparsity_given = true;
-    } else if (k == "pack") {
-      if (!v.is_boolean()) fail("prune: 'pack' must be true or false");
-      o.pack = v.get<bool>();
-    } else if (k == "scope") {
-      std::string s = v.is_string() ? v.get<std::string>() : "";
-      if (s != "layer" && s != "global") fail("prune: scope must be 'layer' or 'global'");
-      o.global = s == "global";
-      scope_given = true;
-    } else if (k == "include") {
-      o.include = glob_list(v, "prune", "include");
-    } else if (k == "exclude") {
-      o.exclude = glob_list(v, "prune", "exclude");
-    } else if (k == "schedule") {
-      if (!v.is_object()) fail("prune: 'schedule' must be a mapping (initial_sparsity, begin_step, end_step, frequency)");
-      o.has_schedule = true;
-      for (const auto& [sk, sv] : v.items()) {
-        if (sk == "kind") {
-          if (sv != "cubic") fail("prune: schedule kind must be 'cubic'");
-        } else if (sk == "initial_sparsity") {
-          o.schedule.initial_sparsity = number(sv, "schedule.initial_sparsity");
-        } else if (sk == "begin_step") {
-          o.schedule.begin_step = static_cast<int64_t>(number(sv, "schedule.begin_step"));
-        } else if (sk == "end_step") {
-          o.schedule.end_step = static_cast<int64_t>(number(sv, "schedule.end_step"));
-        } else if (sk == "frequency") {
-          o.schedule.frequency = static_cast<int64_t>(number(sv, "schedule.frequency"));
-        } else {
-          fail("prune: unknown schedule key '{}' (kind, initial_sparsity, begin_step, end_step, frequency)", sk);
-        }
-      }
-    } else {
-      fail("prune: unknown option '{}' (method, sparsity, scope, include, exclude, schedule, pack)", k);
-    }
+  std::string s = v.str("method");
+  int n = 0, m = 0;
+  char tail = 0;
+  if (s == "unstructured") {
+    o.method = PruneMethod::Unstructured;
+  } else if (s == "structured") {
+    o.method = PruneMethod::Structured;
+  } else if (std::sscanf(s.c_str(), "%d:%d%c", &n, &m, &tail) == 2) {
+    if (n < 1 || m > 32 || n >= m) fail("prune: N:M '{}' needs 1 <= N < M <= 32", s);
+    o.method = PruneMethod::NM, o.n = n, o.m = m;
+  } else {
+    fail("prune: unknown method '{}' (unstructured, structured, or N:M such as 2:4)", s);
+  }
+  o.sparsity = v.number("sparsity");
+  o.global = v.str("scope") == "global";
+  o.pack = v.flag("pack");
+  o.include = v.globs("include");
+  o.exclude = v.globs("exclude");
+  o.has_schedule = v.given("schedule");
+  if (o.has_schedule) {
+    OptionValues sv = v.object("schedule");
+    o.schedule.initial_sparsity = sv.number("initial_sparsity");
+    o.schedule.begin_step = sv.integer("begin_step");
+    o.schedule.end_step = sv.integer("end_step");
+    o.schedule.frequency = sv.integer("frequency");
   }
   if (o.method == PruneMethod::NM) {
     double implied = 1.0 - double(o.n) / o.m;
-    if (sparsity_given && std::fabs(o.sparsity - implied) > 1e-9)
+    if (v.given("sparsity") && std::fabs(o.sparsity - implied) > 1e-9)
       fail("prune: sparsity {} contradicts N:M {}:{} (which implies {})", o.sparsity, o.n, o.m, implied);
     if (o.has_schedule) fail("prune: a gradual schedule applies to unstructured/structured pruning, not N:M");
     o.sparsity = implied;
   }
   if (o.pack && !(o.method == PruneMethod::NM && o.n == 2 && o.m == 4))
     fail("prune: pack needs method 2:4 (the format of the sparse kernels)");
-  if (!(o.sparsity >= 0.0 && o.sparsity < 1.0)) fail("prune: sparsity {} is outside [0, 1)", o.sparsity);
-  if (scope_given && o.global && o.method != PruneMethod::Unstructured)
+  if (v.given("scope") && o.global && o.method != PruneMethod::Unstructured)
     fail("prune: scope 'global' applies to unstructured pruning only");
   if (o.has_schedule) {
-    const auto& s = o.schedule;
-    if (s.end_step <= s.begin_step || s.frequency < 1)
-      fail("prune: schedule needs end_step > begin_step and frequency >= 1");
-    if (!(s.initial_sparsity >= 0.0 && s.initial_sparsity <= o.sparsity))
-      fail("prune: schedule initial_sparsity must be in [0, sparsity]");
+    const auto& sc = o.schedule;
+    if (sc.end_step <= sc.begin_step) fail("prune: schedule needs end_step > begin_step and frequency >= 1");
+    if (!(sc.initial_sparsity <= o.sparsity)) fail("prune: schedule initial_sparsity must be in [0, sparsity]");
   }
   return o;
 }

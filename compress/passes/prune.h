@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "compress/passes/options.h"
 #include "compress/passes/pass.h"
 
 namespace joule {
@@ -22,6 +23,9 @@ struct CubicSchedule {
   int64_t begin_step = 0, end_step = 0, frequency = 1;
   double at(int64_t step, double final_sparsity) const;
 };
+
+// The options of the prune pass (recipes, CLI flags, --help, report labels).
+const PassSpec& prune_spec();
 
 struct PruneOptions {
   PruneMethod method = PruneMethod::Unstructured;
@@ -40,7 +44,7 @@ struct PruneOptions {
 class PrunePass : public Pass {
  public:
   explicit PrunePass(PruneOptions o) : opts_(std::move(o)) {}
-  std::string name() const override { return "prune"; }
+  const PassSpec& spec() const override { return prune_spec(); }
   nlohmann::json options() const override { return opts_.to_json(); }
   PassResult run(torch::jit::Module& m, Context& ctx) override;
 

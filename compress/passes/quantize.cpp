@@ -89,61 +89,60 @@ PackedWeight pack_weight(const torch::jit::Module& m, const LinearSite& s, const
 
 }  // namespace
 
+const PassSpec& quantize_spec() {
+  static const PassSpec spec{
+      "quantize",
+      "weight quantization of linear layers: w8a8 (int8, dynamic per-token activations), w4 (group-wise)",
+      {{.name = "scheme", .type = OptType::String, .help = "packed format of the quantized linears",
+        .default_value = "w8a8", .choices = {"w8a8", "w4"}, .label = "{}"},
+       {.name = "group", .type = OptType::Int, .help = "w4: input features per scale/zero group (power of two)",
+        .default_value = 128, .label = "g{}"},
+       {.name = "method", .type = OptType::String, .help = "rtn (round to nearest) | gptq (w4, needs calib)",
+        .default_value = "rtn", .choices = {"rtn", "gptq"}, .label = "{}", .label_omit = "rtn"},
+       {.name = "act", .type = OptType::String,
+        .help = "w8a8 activations: dynamic (per token) | static (one calibrated scale per layer)",
+        .default_value = "dynamic", .choices = {"dynamic", "static"}, .label = "{}", .label_omit = "dynamic"},
+       {.name = "smooth", .type = OptType::Float, .help = "w8a8: SmoothQuant migration strength alpha (needs calib)",
+        .default_value = 0.0, .min = 0.0, .max = 1.0, .label = "sq{:g}"},
+       {.name = "calib", .type = OptType::String,
+        .help = "calibration data: text for sentence encoders (STS-B .tsv, or one text per line), else a "
+                ".safetensors file with one tensor per forward argument"},
+       {.name = "calib_samples", .type = OptType::Int, .help = "calibration samples (texts or tensor rows) to use",
+        .default_value = 512, .min = 1.0},
+       {.name = "act_order", .type = OptType::Bool, .help = "gptq: quantize columns in decreasing Hessian-diagonal order",
+        .default_value = false},
+       {.name = "damp", .type = OptType::Float, .help = "gptq: dampening, fraction of the mean Hessian diagonal",
+        .default_value = 0.01, .min = 0.0, .max = 1.0, .min_open = true},
+       {.name = "include", .type = OptType::Globs, .help = "only layers whose module path matches this glob (repeatable)"},
+       {.name = "exclude", .type = OptType::Globs, .help = "skip layers whose module path matches this glob (repeatable)"}}};
+  return spec;
+}
+
 QuantizeOptions QuantizeOptions::from_json(const nlohmann::json& j) {
-  if (!j.is_object()) fail("quantize: options must be a mapping");
+  OptionValues v = parse_options(quantize_spec(), j);
   QuantizeOptions o;
-  for (const auto& [k, v] : j.items()) {
-    if (k == "scheme") {
-      std::string s = v.is_string() ? v.get<std::string>() : "";
-      if (s == "w8a8") o.scheme = QuantScheme::W8A8;
-      else if (s == "w4") o.scheme = QuantScheme::W4;
-      else fail("quantize: unknown scheme {} (w8a8, w4)", v.dump());
-    } else if (k == "group") {
-      if (!v.is_number_integer()) fail("quantize: group must be an integer");
-      o.group = v.get<int64_t>();
-    } else if (k == "method") {
-      if (v == "rtn") o.method = QuantMethod::RTN;
-      else if (v == "gptq") o.method = QuantMethod::GPTQ;
-      else fail("quantize: unknown method {} (rtn, gptq)", v.dump());
-    } else if (k == "act") {
-      if (v == "dynamic") o.static_act = false;
-      else if (v == "static") o.static_act = true;
-      else fail("quantize: unknown act {} (dynamic, static)", v.dump());
-    } else if (k == "smooth") {
-      if (!v.is_number()) fail("quantize: smooth must be a number in (0, 1]");
-      o.smooth = v.get<double>();
-      if (!(o.smooth >= 0 && o.smooth <= 1)) fail("quantize: smooth {} is outside [0, 1]", o.smooth);
-    } else if (k == "calib") {
-      if (!v.is_string() || v.get<std::string>().empty()) fail("quantize: calib must be a file path");
-      o.calib = v.get<std::string>();
-    } else if (k == "calib_samples") {
-      if (!v.is_number_integer() || v.get<int64_t>() < 1) fail("quantize: calib_samples must be a positive integer");
-      o.calib_samples = v.get<int64_t>();
-    } else if (k == "act_order") {
-      if (!v.is_boolean()) fail("quantize: act_order must be true or false");
-      o.gptq.act_order = v.get<bool>();
-    } else if (k == "damp") {
-      if (!v.is_number() || !(v.get<double>() > 0 && v.get<double>() <= 1)) fail("quantize: damp must be in (0, 1]");
-      o.gptq.damp = v.get<double>();
-    } else if (k == "include") {
-      o.include = glob_list(v, "quantize", "include");
-    } else if (k == "exclude") {
-      o.exclude = glob_list(v, "quantize", "exclude");
-    } else {
-      fail("quantize: unknown option '{}' (scheme, group, method, act, smooth, calib, calib_samples, act_order, damp, "
-           "include, exclude)", k);
-    }
-  }
+  o.scheme = v.str("scheme") == "w4" ? QuantScheme::W4 : QuantScheme::W8A8;
+  o.group = v.integer("group");
+  o.method = v.str("method") == "gptq" ? QuantMethod::GPTQ : QuantMethod::RTN;
+  o.static_act = v.str("act") == "static";
+  o.smooth = v.number("smooth");
+  o.calib = v.str("calib");
+  if (v.given("calib") && o.calib.empty()) fail("quantize: calib must be a file path");
+  o.calib_samples = v.integer("calib_samples");
+  o.gptq.act_order = v.flag("act_order");
+  o.gptq.damp = v.number("damp");
+  o.include = v.globs("include");
+  o.exclude = v.globs("exclude");
   const bool w4 = o.scheme == QuantScheme::W4;
-  if (w4 && (o.group < 2 || (o.group & (o.group - 1)) != 0)) fail("quantize: group {} is not a power of two >= 2", o.group);
+  if (w4 && !formats::w4_group_valid(o.group)) fail("quantize: group {} is not a power of two >= 2", o.group);
   if (!w4 && o.method == QuantMethod::GPTQ) fail("quantize: method gptq applies to scheme w4 (w8a8 uses rtn)");
   if (w4 && (o.static_act || o.smooth > 0)) fail("quantize: act and smooth apply to scheme w8a8 (w4 keeps float activations)");
-  if (o.method != QuantMethod::GPTQ && (j.contains("act_order") || j.contains("damp")))
+  if (o.method != QuantMethod::GPTQ && (v.given("act_order") || v.given("damp")))
     fail("quantize: act_order and damp apply to method gptq");
   if (o.needs_calibration() && o.calib.empty())
     fail("quantize: {} needs calibration data (calib: FILE)",
          o.method == QuantMethod::GPTQ ? "method gptq" : o.static_act ? "act static" : "smooth");
-  if (j.contains("calib_samples") && o.calib.empty()) fail("quantize: calib_samples needs calib: FILE");
+  if (v.given("calib_samples") && o.calib.empty()) fail("quantize: calib_samples needs calib: FILE");
   if (!o.needs_calibration() && !o.calib.empty())
     fail("quantize: calib is only used by method gptq, act static or smooth");
   return o;

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "compress/passes/options.h"
 #include "compress/passes/pass.h"
 #include "compress/algorithms/gptq.h"
 
@@ -18,6 +19,9 @@ namespace joule {
 enum class QuantScheme { W8A8, W4 };
 
 enum class QuantMethod { RTN, GPTQ };
+
+// The options of the quantize pass (recipes, CLI flags, --help, report labels).
+const PassSpec& quantize_spec();
 
 struct QuantizeOptions {
   QuantScheme scheme = QuantScheme::W8A8;
@@ -39,7 +43,7 @@ struct QuantizeOptions {
 class QuantizePass : public Pass {
  public:
   explicit QuantizePass(QuantizeOptions o) : opts_(std::move(o)) {}
-  std::string name() const override { return "quantize"; }
+  const PassSpec& spec() const override { return quantize_spec(); }
   nlohmann::json options() const override { return opts_.to_json(); }
   PassResult run(torch::jit::Module& m, Context& ctx) override;
 
