@@ -356,7 +356,29 @@ at::Tensor SentenceEncoder::embed_with(Module& m, const std::vector<std::string>
   return out;
 }
 
+// The config of the module as it is now: structured pruning narrows the feed-forward layers, and BertConfig
+// has one intermediate_size for all of them, so layers of different widths cannot be described and are refused.
+static BertConfig config_from_weights(const BertConfig& base, const Module& module, const std::string& dir) {
+  BertConfig cfg = base;
+  std::map<int64_t, std::vector<std::string>> widths;  // width -> layers
+  for (const auto& p : module.named_parameters(true)) {
+    const std::string suffix = ".intermediate.dense.weight";
+    if (p.name.size() > suffix.size() && p.name.compare(p.name.size() - suffix.size(), suffix.size(), suffix) == 0)
+      widths[p.value.size(0)].push_back(p.name.substr(0, p.name.size() - suffix.size()));
+  }
+  if (widths.size() > 1) {
+    std::string list;
+    for (const auto& [w, layers] : widths)
+      list += fmt::format("{}{}: {}", list.empty() ? "" : "; ", w, fmt::join(layers, ", "));
+    fail("export '{}': the feed-forward layers have different widths ({}), which an HF BertConfig cannot describe "
+         "(one intermediate_size); prune every layer alike to export", dir, list);
+  }
+  if (!widths.empty()) cfg.intermediate = widths.begin()->first;
+  return cfg;
+}
+
 void save_hf_encoder(const SentenceEncoder& enc, const Module& module, const std::string& dir) {
+  const BertConfig cfg = config_from_weights(enc.config, module, dir);  // before anything is written
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (!fs::is_directory(dir)) fail("output folder '{}': cannot create it", dir);
@@ -369,7 +391,6 @@ void save_hf_encoder(const SentenceEncoder& enc, const Module& module, const std
     tensors.push_back({p.name, st::DType::F32, t.sizes().vec(), t.data_ptr(), t.nbytes()});
   }
   st::write((fs::path(dir) / "model.safetensors").string(), tensors, {{"format", "pt"}, {"producer", "joule"}});
-  BertConfig cfg = enc.config;
   write_file_atomic((fs::path(dir) / "config.json").string(), cfg.to_json().dump(2) + "\n");
   write_file_atomic((fs::path(dir) / "vocab.txt").string(), enc.tokenizer.vocab_text());
   write_file_atomic((fs::path(dir) / "tokenizer_config.json").string(),

@@ -1,0 +1,49 @@
+"""A structurally pruned MiniLM exported by `joule run ... --export-hf` loads in transformers (AutoModel and
+AutoTokenizer from the exported folder alone) and gives, with sentence-transformers' mean pooling and
+normalisation, the embeddings `joule embed` gives for the same folder.
+
+usage: check_hf_export.py JOULE_BIN MINILM_DIR RECIPE WORKDIR
+"""
+import json
+import os
+import subprocess
+import sys
+
+import torch
+from transformers import AutoModel, AutoTokenizer
+
+TEXTS = ["A man is playing a guitar.", "Pruned feed-forward layers are narrower than the config of the input said."]
+
+
+def main():
+    joule, model_dir, recipe, work = sys.argv[1:5]
+    os.makedirs(work, exist_ok=True)
+    hf = os.path.join(work, "hf")
+    emb = os.path.join(work, "embeddings.json")
+    subprocess.run([joule, "run", recipe, model_dir, "-o", os.path.join(work, "m.pt"), "--export-hf", hf,
+                    "--reps", "1", "--warmup", "0", "--energy-windows", "2"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([joule, "embed", "--model", hf, *TEXTS, "-o", emb], check=True, stdout=subprocess.DEVNULL)
+    cpp = torch.tensor([r["embedding"] for r in json.load(open(emb))])
+
+    with open(os.path.join(hf, "config.json")) as f:
+        width = json.load(f)["intermediate_size"]
+    with open(os.path.join(model_dir, "config.json")) as f:
+        original = json.load(f)["intermediate_size"]
+    assert width < original, f"the recipe should narrow the feed-forward layers: {width} vs {original}"
+
+    model = AutoModel.from_pretrained(hf).eval()  # a size mismatch with config.json raises here
+    assert model.config.intermediate_size == width
+    assert model.encoder.layer[0].intermediate.dense.weight.shape[0] == width
+    tok = AutoTokenizer.from_pretrained(hf)
+    batch = tok(TEXTS, padding=True, truncation=True, max_length=256, return_tensors="pt")
+    with torch.no_grad():
+        h = model(**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).to(h.dtype)
+    ref = torch.nn.functional.normalize((h * mask).sum(1) / mask.sum(1), dim=1)
+    err = (ref - cpp).abs().max().item()
+    print(f"intermediate_size {width} (input {original}); max |transformers - joule| = {err:.2e}")
+    assert err < 1e-4, err
+
+
+if __name__ == "__main__":
+    main()
