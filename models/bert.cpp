@@ -358,8 +358,8 @@ at::Tensor SentenceEncoder::embed_with(Module& m, const std::vector<std::string>
 
 // The config of the module as it is now: structured pruning narrows the feed-forward layers, and BertConfig
 // has one intermediate_size for all of them, so layers of different widths cannot be described and are refused.
-static BertConfig config_from_weights(const BertConfig& base, const Module& module, const std::string& dir) {
-  BertConfig cfg = base;
+BertConfig hf_export_config(const SentenceEncoder& enc, const Module& module, const std::string& dir) {
+  BertConfig cfg = enc.config;
   std::map<int64_t, std::vector<std::string>> widths;  // width -> layers
   for (const auto& p : module.named_parameters(true)) {
     const std::string suffix = ".intermediate.dense.weight";
@@ -378,7 +378,7 @@ static BertConfig config_from_weights(const BertConfig& base, const Module& modu
 }
 
 void save_hf_encoder(const SentenceEncoder& enc, const Module& module, const std::string& dir) {
-  const BertConfig cfg = config_from_weights(enc.config, module, dir);  // before anything is written
+  const BertConfig cfg = hf_export_config(enc, module, dir);  // before anything is written
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (!fs::is_directory(dir)) fail("output folder '{}': cannot create it", dir);

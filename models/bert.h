@@ -70,6 +70,10 @@ StsbScore evaluate_stsb(const SentenceEncoder& enc, torch::jit::Module& m, const
 // Writes an HF folder (model.safetensors, config.json, vocab.txt, tokenizer and sentence-transformers
 // configs) from the encoder's module as it is now, atomically per file.
 void save_hf_encoder(const SentenceEncoder& enc, const torch::jit::Module& module, const std::string& dir);
+// The config.json save_hf_encoder writes for `module`: the encoder's, with the feed-forward width read from the
+// weights (structured pruning narrows it). Fails (one line naming the layers) when layers have different widths,
+// which BertConfig cannot describe; callers check this before writing any output.
+BertConfig hf_export_config(const SentenceEncoder& enc, const torch::jit::Module& module, const std::string& dir);
 
 // The module alone, from weights by HF name (missing or mis-shaped tensors: one-line errors naming `origin`).
 torch::jit::Module build_bert(const BertConfig& cfg, const std::map<std::string, at::Tensor>& weights,

@@ -211,6 +211,19 @@ TEST(Cli, MiniLMRecipeReportsStsbPerPassAndBothExportsScoreTheSame) {
   expect_one_line_error(cli("embed --model /no/such/dir hello"), "no such file");
 }
 
+TEST(Cli, HfExportRefusesLayersOfDifferentWidthsBeforeWritingAnything) {
+  std::string minilm = JOULE_MINILM_DIR;
+  if (minilm.empty()) GTEST_SKIP() << "needs the MiniLM package";
+  fs::path d = scratch();
+  // Only layer 0's feed-forward block is narrowed: one intermediate_size cannot describe the result.
+  expect_one_line_error(cli("prune --method structured --sparsity 0.25 --include 'encoder.layer.0.intermediate.dense' " +
+                            minilm + " -o " + (d / "x.pt").string() + " --export-hf " + (d / "hf").string() +
+                            " --reps 1 --warmup 0 --energy-windows 2"),
+                        "different widths (1152: encoder.layer.0; 1536: encoder.layer.1,");
+  EXPECT_FALSE(fs::exists(d / "x.pt"));
+  EXPECT_FALSE(fs::exists(d / "hf" / "config.json"));
+}
+
 TEST(Cli, QuantizedMiniLMReloadsInAFreshProcessWithTheSameScore) {
   fs::path dev = fs::path(JOULE_SOURCE_DIR) / ".." / "shared" / "data" / "stsb" / "dev.tsv";
   std::string minilm = JOULE_MINILM_DIR;

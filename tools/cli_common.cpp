@@ -144,6 +144,7 @@ int compress_model(Pipeline pipeline, const std::string& model, const std::strin
   std::cout << report.table();
   nlohmann::json provenance = lm.provenance.is_null() ? nlohmann::json{{"passes", nlohmann::json::array()}} : lm.provenance;
   for (const auto& p : report.passes) provenance["passes"].push_back({{"name", p.name}, {"options", p.options}});
+  if (!f.export_hf.empty()) models::hf_export_config(*encoder, job.model, f.export_hf);  // refuse before writing
   save_model(job.model, out, model, job.workload.to_json(), provenance, lm.extra);
   fmt::print("wrote {}\n", out);
   if (!f.export_hf.empty()) {
