@@ -398,6 +398,23 @@ void save_hf_encoder(const SentenceEncoder& enc, const Module& module, const std
                                    {"model_max_length", enc.config.max_position}}.dump(2) + "\n");
   write_file_atomic((fs::path(dir) / "sentence_bert_config.json").string(),
                     nlohmann::json{{"max_seq_length", enc.max_length}, {"do_lower_case", false}}.dump(2) + "\n");
+  // sentence-transformers' pipeline: the transformer, mean pooling over real tokens, L2 normalisation (what
+  // Joule's forward computes), so SentenceTransformer(dir) returns the embeddings joule embed does.
+  fs::create_directories(fs::path(dir) / "1_Pooling", ec);
+  write_file_atomic((fs::path(dir) / "1_Pooling" / "config.json").string(),
+                    nlohmann::json{{"word_embedding_dimension", cfg.hidden},
+                                   {"pooling_mode_cls_token", false},
+                                   {"pooling_mode_mean_tokens", true},
+                                   {"pooling_mode_max_tokens", false},
+                                   {"pooling_mode_mean_sqrt_len_tokens", false}}.dump(2) + "\n");
+  auto module_entry = [](int idx, const char* path, const char* type) {
+    return nlohmann::json{{"idx", idx}, {"name", std::to_string(idx)}, {"path", path},
+                          {"type", std::string("sentence_transformers.models.") + type}};
+  };
+  write_file_atomic((fs::path(dir) / "modules.json").string(),
+                    nlohmann::json::array({module_entry(0, "", "Transformer"), module_entry(1, "1_Pooling", "Pooling"),
+                                           module_entry(2, "2_Normalize", "Normalize")})
+                            .dump(2) + "\n");
 }
 
 }  // namespace joule::models

@@ -1,6 +1,7 @@
 """A structurally pruned MiniLM exported by `joule run ... --export-hf` loads in transformers (AutoModel and
-AutoTokenizer from the exported folder alone) and gives, with sentence-transformers' mean pooling and
-normalisation, the embeddings `joule embed` gives for the same folder.
+AutoTokenizer from the exported folder alone) and in sentence-transformers (SentenceTransformer(folder), its
+modules.json pipeline: transformer, mean pooling, normalisation), and both give the embeddings `joule embed`
+gives for the same folder.
 
 usage: check_hf_export.py JOULE_BIN MINILM_DIR RECIPE WORKDIR
 """
@@ -10,6 +11,7 @@ import subprocess
 import sys
 
 import torch
+from sentence_transformers import SentenceTransformer
 from transformers import AutoModel, AutoTokenizer
 
 TEXTS = ["A man is playing a guitar.", "Pruned feed-forward layers are narrower than the config of the input said."]
@@ -41,8 +43,15 @@ def main():
     mask = batch["attention_mask"].unsqueeze(-1).to(h.dtype)
     ref = torch.nn.functional.normalize((h * mask).sum(1) / mask.sum(1), dim=1)
     err = (ref - cpp).abs().max().item()
-    print(f"intermediate_size {width} (input {original}); max |transformers - joule| = {err:.2e}")
+    st = SentenceTransformer(hf, device="cpu")
+    st_emb = torch.from_numpy(st.encode(TEXTS, batch_size=len(TEXTS)))
+    st_err = (st_emb - cpp).abs().max().item()
+    norms = st_emb.norm(dim=1)
+    print(f"intermediate_size {width} (input {original}); max |transformers - joule| = {err:.2e}, "
+          f"|sentence-transformers - joule| = {st_err:.2e}, norms {norms.tolist()}")
     assert err < 1e-4, err
+    assert st_err < 1e-4, st_err
+    assert (norms - 1).abs().max().item() < 1e-5, norms
 
 
 if __name__ == "__main__":

@@ -149,7 +149,7 @@ int compress_model(Pipeline pipeline, const std::string& model, const std::strin
   fmt::print("wrote {}\n", out);
   if (!f.export_hf.empty()) {
     models::save_hf_encoder(*encoder, job.model, f.export_hf);
-    fmt::print("wrote {} (model.safetensors, config.json, vocab.txt)\n", f.export_hf);
+    fmt::print("wrote {} (model.safetensors, config.json, vocab.txt, sentence-transformers modules)\n", f.export_hf);
   }
   if (!f.report.empty()) {
     write_file_atomic(f.report, report.to_json().dump(2) + "\n");
