@@ -216,9 +216,46 @@ static at::ScalarType torch_dtype(st::DType d) {
   return at::kFloat;
 }
 
+// Joule's encoders compute sentence-transformers' mean pooling over real tokens and then L2-normalise. A folder
+// whose sentence-transformers pipeline (modules.json, the Pooling module's config.json) says otherwise, such as a
+// CLS-pooled BGE model, is refused rather than silently mean-pooled. Folders without those files are taken as
+// mean-pooled and normalised, as before.
+static void check_sentence_pipeline(const fs::path& d, const std::string& dir) {
+  fs::path pooling_dir = d / "1_Pooling";
+  auto modules = read_json(d / "modules.json", false);
+  if (!modules.is_null()) {
+    if (!modules.is_array()) fail("model folder '{}': modules.json is not a list of modules", dir);
+    bool normalize = false;
+    for (const auto& m : modules) {
+      std::string type = m.is_object() ? m.value("type", "") : "";
+      if (type.size() >= 9 && type.compare(type.size() - 9, 9, "Normalize") == 0) normalize = true;
+      if (type.size() >= 7 && type.compare(type.size() - 7, 7, "Pooling") == 0 && m.contains("path") && m["path"].is_string())
+        pooling_dir = d / m["path"].get<std::string>();
+    }
+    if (!normalize)
+      fail("model folder '{}': modules.json has no Normalize module; Joule's sentence encoders L2-normalise their "
+           "embeddings and cannot run this model as it is meant", dir);
+  }
+  auto pooling = read_json(pooling_dir / "config.json", false);
+  if (!pooling.is_object()) return;
+  std::string mode;
+  if (pooling.contains("pooling_mode") && pooling["pooling_mode"].is_string()) {
+    mode = pooling["pooling_mode"].get<std::string>();
+  } else {
+    for (const char* k : {"pooling_mode_cls_token", "pooling_mode_max_tokens", "pooling_mode_mean_sqrt_len_tokens",
+                          "pooling_mode_weightedmean_tokens", "pooling_mode_lasttoken"})
+      if (pooling.value(k, false)) mode += std::string(mode.empty() ? "" : "+") + (k + 13);
+    if (mode.empty()) mode = pooling.value("pooling_mode_mean_tokens", true) ? "mean" : "none";
+  }
+  if (mode != "mean" && mode != "mean_tokens")
+    fail("model folder '{}': its sentence-transformers pooling is '{}' ({}); Joule implements mean pooling only", dir,
+         mode, (pooling_dir / "config.json").string());
+}
+
 SentenceEncoder load_hf_encoder(const std::string& dir) {
   fs::path d(dir);
   if (!fs::is_directory(d)) fail("model folder '{}': no such folder", dir);
+  check_sentence_pipeline(d, dir);
   BertConfig config = BertConfig::from_json(read_json(d / "config.json", true), (d / "config.json").string());
   if (!fs::exists(d / "vocab.txt")) fail("model folder '{}': vocab.txt is missing (the WordPiece vocabulary)", dir);
   auto tok_cfg = read_json(d / "tokenizer_config.json", false);

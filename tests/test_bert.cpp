@@ -142,3 +142,26 @@ TEST(Bert, BadCheckpointsGiveOneLineErrorsNamingTheFile) {
   EXPECT_NE(e.find("line 1: 6 tab-separated columns"), std::string::npos) << e;
   for (const auto& p : {trunc, bad_cfg, no_vocab, d}) test::remove_tree(p);
 }
+
+TEST(Bert, PoolingOtherThanMeanAndNormalizeIsRefusedNotIgnored) {
+  REQUIRE_MINILM();
+  // A CLS-pooled model (BGE-style) would be silently mean-pooled by Joule's forward: refused instead.
+  fs::path cls = shadow_model("cls");
+  fs::create_directories(cls / "1_Pooling");
+  std::ofstream(cls / "1_Pooling" / "config.json")
+      << R"({"word_embedding_dimension": 384, "pooling_mode_cls_token": true, "pooling_mode_mean_tokens": false})";
+  std::string e = error_of([&] { models::load_hf_encoder(cls.string()); });
+  EXPECT_NE(e.find("pooling is 'cls_token'"), std::string::npos) << e;
+  EXPECT_NE(e.find("mean pooling only"), std::string::npos) << e;
+  std::ofstream(cls / "1_Pooling" / "config.json") << R"({"embedding_dimension": 384, "pooling_mode": "max"})";
+  EXPECT_NE(error_of([&] { models::load_hf_encoder(cls.string()); }).find("pooling is 'max'"), std::string::npos);
+  std::ofstream(cls / "1_Pooling" / "config.json") << R"({"embedding_dimension": 384, "pooling_mode": "mean"})";
+  EXPECT_EQ(error_of([&] { models::load_hf_encoder(cls.string()); }), "");  // the new spelling of mean pooling
+
+  // Without a Normalize module the model's embeddings are not unit vectors; Joule's always are.
+  fs::path raw = shadow_model("raw");
+  fs::remove(raw / "modules.json");
+  std::ofstream(raw / "modules.json") << R"([{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+      {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}])";
+  EXPECT_NE(error_of([&] { models::load_hf_encoder(raw.string()); }).find("no Normalize module"), std::string::npos);
+}
