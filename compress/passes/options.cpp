@@ -10,12 +10,6 @@
 
 namespace joule {
 
-const OptionSpec* PassSpec::find(const std::string& option) const {
-  for (const auto& o : options)
-    if (o.name == option) return &o;
-  return nullptr;
-}
-
 namespace {
 
 const OptionSpec* find_in(const std::vector<OptionSpec>& specs, const std::string& name) {
@@ -81,6 +75,8 @@ void check_value(const OptionSpec& o, const nlohmann::json& v, const std::string
 }
 
 }  // namespace
+
+const OptionSpec* PassSpec::find(const std::string& option) const { return find_in(options, option); }
 
 OptionValues parse_options(const PassSpec& spec, const nlohmann::json& j) {
   if (!j.is_object()) fail("{}: options must be a mapping", spec.name);
