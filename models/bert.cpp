@@ -123,6 +123,8 @@ def forward(self, input_ids):
 
   Module layers("__torch__.joule.bert.Layers");
   std::string layers_src = "def forward(self, x, mask):\n";
+  // hidden(): the same layers, returning the input and every layer's output (for hidden-state distillation).
+  std::string hidden_src = "def hidden(self, x, mask):\n    hs = [x]\n";
   for (int64_t i = 0; i < c.layers; ++i) {
     std::string p = fmt::format("encoder.layer.{}", i);
     Module self_att("__torch__.joule.bert.SelfAttention");
@@ -157,9 +159,12 @@ def forward(self, x, mask):
 )");
     layers.register_module(std::to_string(i), layer);
     layers_src += fmt::format("    x = getattr(self, \"{}\").forward(x, mask)\n", i);
+    hidden_src += fmt::format("    x = getattr(self, \"{}\").forward(x, mask)\n    hs.append(x)\n", i);
   }
   layers_src += "    return x\n";
+  hidden_src += "    return hs\n";
   layers.define(layers_src);
+  layers.define(hidden_src);
   Module encoder("__torch__.joule.bert.Encoder");
   encoder.register_module("layer", layers);
   encoder.define("def forward(self, x, mask):\n    return self.layer.forward(x, mask)\n");
@@ -169,14 +174,21 @@ def forward(self, x, mask):
   m.register_module("encoder", encoder);
   // Additive mask: 0 where attended, the most negative float where padded (as HF's extended mask). Dtypes are
 // spelled as ScalarType codes (4 = int64, 6 = float32): C++-defined TorchScript has no `torch.long`.
-  m.define(R"(
-def forward(self, input_ids, attention_mask):
-    keep = attention_mask.unsqueeze(1).unsqueeze(2).to(6)
-    x = self.encoder.forward(self.embeddings.forward(input_ids), (1.0 - keep) * -3.4028234663852886e+38)
-    m = attention_mask.unsqueeze(-1).to(x.dtype)
-    s = (x * m).sum(1) / torch.clamp(m.sum(1), min=1e-9)
-    return s / torch.clamp(s.norm(2, 1, True), min=1e-12)
-)");
+  const char* additive_mask =
+      "    keep = attention_mask.unsqueeze(1).unsqueeze(2).to(6)\n"
+      "    add = (1.0 - keep) * -3.4028234663852886e+38\n";
+  const char* pool =  // mean over real tokens, then L2 normalisation
+      "    m = attention_mask.unsqueeze(-1).to(x.dtype)\n"
+      "    s = (x * m).sum(1) / torch.clamp(m.sum(1), min=1e-9)\n"
+      "    e = s / torch.clamp(s.norm(2, 1, True), min=1e-12)\n";
+  m.define(fmt::format("def forward(self, input_ids, attention_mask):\n{}"
+                       "    x = self.encoder.forward(self.embeddings.forward(input_ids), add)\n{}    return e\n",
+                       additive_mask, pool));
+  // forward_hidden(): the embedding and the hidden states [embeddings, layer 0, ...], for distillation losses.
+  m.define(fmt::format("def forward_hidden(self, input_ids, attention_mask):\n{}"
+                       "    hs = self.encoder.layer.hidden(self.embeddings.forward(input_ids), add)\n"
+                       "    x = hs[-1]\n{}    return (e, hs)\n",
+                       additive_mask, pool));
   m.eval();
   // Round-trip through the serializer: a C++-defined module runs ~30x slower than the same module loaded
   // back (measured: 928 ms vs 28 ms per MiniLM forward); the loaded one is what users get from a .pt anyway.
@@ -393,16 +405,39 @@ at::Tensor SentenceEncoder::embed_with(Module& m, const std::vector<std::string>
   return out;
 }
 
-// The config of the module as it is now: structured pruning narrows the feed-forward layers, and BertConfig
-// has one intermediate_size for all of them, so layers of different widths cannot be described and are refused.
-BertConfig hf_export_config(const SentenceEncoder& enc, const Module& module, const std::string& dir) {
-  BertConfig cfg = enc.config;
-  std::map<int64_t, std::vector<std::string>> widths;  // width -> layers
+// Feed-forward width -> layers of that width, from the weights.
+static std::map<int64_t, std::vector<std::string>> ffn_widths(const Module& module) {
+  std::map<int64_t, std::vector<std::string>> widths;
   for (const auto& p : module.named_parameters(true)) {
     const std::string suffix = ".intermediate.dense.weight";
     if (p.name.size() > suffix.size() && p.name.compare(p.name.size() - suffix.size(), suffix.size(), suffix) == 0)
       widths[p.value.size(0)].push_back(p.name.substr(0, p.name.size() - suffix.size()));
   }
+  return widths;
+}
+
+BertConfig config_of(const SentenceEncoder& enc, const Module& module) {
+  BertConfig cfg = enc.config;
+  auto widths = ffn_widths(module);
+  int64_t layers = 0;
+  for (const auto& [w, names] : widths) layers += int64_t(names.size());
+  if (layers > 0) cfg.layers = layers;
+  if (!widths.empty()) cfg.intermediate = widths.rbegin()->first;
+  return cfg;
+}
+
+std::map<std::string, std::string> archive_files_for(const SentenceEncoder& enc, const Module& module) {
+  SentenceEncoder e = enc;
+  e.config = config_of(enc, module);
+  return e.archive_files();
+}
+
+// The config of the module as it is now: structured pruning narrows the feed-forward layers, distillation drops
+// layers, and BertConfig has one intermediate_size for all of them, so layers of different widths cannot be
+// described and are refused.
+BertConfig hf_export_config(const SentenceEncoder& enc, const Module& module, const std::string& dir) {
+  BertConfig cfg = config_of(enc, module);
+  auto widths = ffn_widths(module);
   if (widths.size() > 1) {
     std::string list;
     for (const auto& [w, layers] : widths)
@@ -410,7 +445,6 @@ BertConfig hf_export_config(const SentenceEncoder& enc, const Module& module, co
     fail("export '{}': the feed-forward layers have different widths ({}), which an HF BertConfig cannot describe "
          "(one intermediate_size); prune every layer alike to export", dir, list);
   }
-  if (!widths.empty()) cfg.intermediate = widths.begin()->first;
   return cfg;
 }
 

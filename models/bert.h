@@ -75,6 +75,12 @@ void save_hf_encoder(const SentenceEncoder& enc, const torch::jit::Module& modul
 // which BertConfig cannot describe; callers check this before writing any output.
 BertConfig hf_export_config(const SentenceEncoder& enc, const torch::jit::Module& module, const std::string& dir);
 
+// The encoder's config with the layer count and feed-forward width read from `module`'s weights (distillation
+// drops layers, structured pruning narrows them; with several widths, the widest).
+BertConfig config_of(const SentenceEncoder& enc, const torch::jit::Module& module);
+// archive_files() for `module`: what a saved archive of it needs to reopen as an encoder with the right config.
+std::map<std::string, std::string> archive_files_for(const SentenceEncoder& enc, const torch::jit::Module& module);
+
 // The module alone, from weights by HF name (missing or mis-shaped tensors: one-line errors naming `origin`).
 torch::jit::Module build_bert(const BertConfig& cfg, const std::map<std::string, at::Tensor>& weights,
                               const std::string& origin);

@@ -17,35 +17,10 @@ using namespace joule;
 
 namespace {
 
-struct CliRun {
-  int code;
-  std::string out, err;
-};
-
-fs::path scratch() {
-  auto d = fs::temp_directory_path() / ("joule_cli_" + std::to_string(getpid()));
-  fs::create_directories(d);
-  return d;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-CliRun cli(const std::string& args) {
-  fs::path err = scratch() / "stderr.txt";
-  std::string cmd = std::string(JOULE_BIN) + " " + args + " 2>" + err.string();
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out, slurp(err)};
-}
+using test::cli;
+using test::CliRun;
+using test::scratch;
+using test::slurp;
 
 // Every 15th pair of the STS-B dev split: 100 pairs, enough to see a score move, quick to embed.
 std::string stsb_subset(const fs::path& dev, const fs::path& dir) {
@@ -57,12 +32,7 @@ std::string stsb_subset(const fs::path& dev, const fs::path& dir) {
   return (dir / "dev100.tsv").string();
 }
 
-void expect_one_line_error(const CliRun& r, const std::string& needle) {
-  EXPECT_NE(r.code, 0);
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-  EXPECT_EQ(r.err.rfind("joule: error: ", 0), 0u) << r.err;
-  EXPECT_NE(r.err.find(needle), std::string::npos) << "expected '" << needle << "' in: " << r.err;
-}
+using test::expect_one_line_error;
 
 }  // namespace
 

@@ -2,7 +2,15 @@
 #pragma once
 #include <torch/script.h>
 
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -30,6 +38,45 @@ inline void remove_tree(const std::filesystem::path& p) {
   for (const auto& e : std::filesystem::directory_iterator(p, ec)) children.push_back(e.path());
   for (const auto& c : children) remove_tree(c);
   std::filesystem::remove(p, ec);
+}
+
+// The joule CLI as a user runs it: exit code, stdout, stderr.
+struct CliRun {
+  int code;
+  std::string out, err;
+};
+
+inline std::filesystem::path scratch() {
+  auto d = std::filesystem::temp_directory_path() / ("joule_cli_" + std::to_string(getpid()));
+  std::filesystem::create_directories(d);
+  return d;
+}
+
+inline std::string slurp(const std::filesystem::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+inline CliRun cli(const std::string& args) {
+  std::filesystem::path err = scratch() / "stderr.txt";
+  std::string cmd = std::string(JOULE_BIN) + " " + args + " 2>" + err.string();
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out, slurp(err)};
+}
+
+// A failed command: non-zero exit and one line on stderr, "joule: error: ..." containing `needle`.
+inline void expect_one_line_error(const CliRun& r, const std::string& needle) {
+  EXPECT_NE(r.code, 0);
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_EQ(r.err.rfind("joule: error: ", 0), 0u) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << "expected '" << needle << "' in: " << r.err;
 }
 
 inline at::Tensor forward(torch::jit::Module& m, const at::Tensor& x) {

@@ -13,7 +13,7 @@ declare -A layer=(
   [kernels/cpu]=1 [cuda]=1
   [compress/io]=2 [compress/ops]=2 [compress/energy]=2
   [compress/report]=3 [compress/ir]=3
-  [compress/analysis]=4 [compress/algorithms]=4
+  [compress/analysis]=4 [compress/algorithms]=4 [compress/train]=4
   [compress/passes]=5
   [compress/pipeline]=6
   [models]=7

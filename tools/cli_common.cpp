@@ -1,12 +1,22 @@
 // Shared CLI pieces: pass-spec flags, the measurement flags, and the compression job with its outputs.
 #include <fmt/format.h>
 
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 
 #include "compress/base/error.h"
 #include "compress/pipeline/job.h"
 #include "models/bert.h"
+#include "compress/train/distributed.h"
+#include "models/distill_task.h"
 #include "models/job_hooks.h"
 #include "tools/cli.h"
 
@@ -58,7 +68,8 @@ void MeasureFlags::add_workload_to(CLI::App* app, bool timing) {
 
 void MeasureFlags::add_to(CLI::App* app) {
   add_workload_to(app, true);
-  app->add_option("--seed", seed, "seed of the generated workload inputs");
+  // A pass with its own seed (distill: the batch order) seeds the workload inputs with it too.
+  if (!app->get_option_no_throw("--seed")) app->add_option("--seed", seed, "seed of the generated workload inputs");
   app->add_option("--step", step, "training step, for gradual (cubic) sparsity schedules in fine-tuning loops");
   app->add_option("--report", report, "write the JSON report here (schema: docs/REPORT.md)");
   app->add_option("--plot", plot, "write an SVG plot of size, latency, energy and quality per pass here");
@@ -121,8 +132,103 @@ LoadedModel load_any(const std::string& path) {
   return models::is_hf_dir(path) ? models::load_hf_as_model(path) : load_model(path);
 }
 
+namespace {
+
+// The processes a pipeline's distill pass asks for (nproc), 1 when none does.
+int64_t requested_processes(const Pipeline& p) {
+  int64_t n = 1;
+  for (size_t i = 0; i < p.size(); ++i) n = std::max<int64_t>(n, p.pass(i).options().value("nproc", int64_t{1}));
+  return n;
+}
+
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+    fail("--nproc: cannot find a free TCP port on 127.0.0.1");
+  int port = ntohs(a.sin_port);
+  ::close(fd);
+  return port;
+}
+
+// `joule ... --nproc N` on one machine: ranks 1..N-1 are this same command line re-run with the torchrun
+// variables set (they train, and write nothing); this process becomes rank 0. Returns the children's pids.
+std::vector<pid_t> spawn_ranks(int64_t n) {
+  std::ifstream f("/proc/self/cmdline");
+  std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::vector<std::string> args;
+  for (size_t pos = 0; pos < all.size();) {
+    size_t end = all.find('\0', pos);
+    args.push_back(all.substr(pos, end - pos));
+    pos = end + 1;
+  }
+  const int port = free_port();
+  const int threads = std::max<int>(1, at::get_num_threads() / int(n));  // the cores shared among the ranks
+  ::setenv("WORLD_SIZE", std::to_string(n).c_str(), 1);
+  ::setenv("MASTER_ADDR", "127.0.0.1", 1);
+  ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
+  at::set_num_threads(threads);
+  std::vector<pid_t> pids;
+  for (int64_t r = 1; r < n; ++r) {
+    std::vector<std::string> env_s;
+    for (char** e = environ; *e; ++e)
+      if (std::strncmp(*e, "RANK=", 5) != 0) env_s.push_back(*e);
+    env_s.push_back("RANK=" + std::to_string(r));
+    env_s.push_back("JOULE_PROGRESS=0");
+    std::vector<std::string> a = args;
+    a.insert(a.begin() + 1, {"--threads", std::to_string(threads)});
+    std::vector<char*> argv, envp;
+    for (auto& s : a) argv.push_back(s.data());
+    for (auto& s : env_s) envp.push_back(s.data());
+    argv.push_back(nullptr), envp.push_back(nullptr);
+    pid_t pid;
+    if (posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv.data(), envp.data()) != 0)
+      fail("--nproc: cannot start rank {}", r);
+    pids.push_back(pid);
+  }
+  ::setenv("RANK", "0", 1);
+  return pids;
+}
+
+void wait_ranks(const std::vector<pid_t>& pids) {
+  for (size_t i = 0; i < pids.size(); ++i) {
+    int st = 0;
+    ::waitpid(pids[i], &st, 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) fail("--nproc: rank {} failed (status {})", i + 1, st);
+  }
+}
+
+}  // namespace
+
 int compress_model(Pipeline pipeline, const std::string& model, const std::string& out, const MeasureFlags& f,
                    const nlohmann::json& recipe_workload, const std::string& recipe_path) {
+  const int64_t nproc = requested_processes(pipeline);
+  std::vector<pid_t> children;
+  if (nproc > 1 && !std::getenv("WORLD_SIZE")) children = spawn_ranks(nproc);
+  const train::DistEnv env = train::DistEnv::from_env();
+  if (env.rank != 0) {  // a worker rank: the same passes, no measurement, no outputs
+    LoadedModel lm = load_any(model);
+    CompressionJob job;
+    job.model = lm.module;
+    job.workload = f.workload(lm, recipe_workload, model);
+    job.workload.warmup = 0, job.workload.reps = 1;
+    job.measure_energy = false;
+    job.calibration = std::make_shared<models::TextCalibration>(lm, model);
+    if (lm.extra.count("joule/vocab.txt")) job.distill = std::make_shared<models::SentenceDistillTask>(models::encoder_from_archive(lm, model));
+    job.passes = std::move(pipeline);
+    run_job(job);
+    return 0;
+  }
+  struct Reap {  // on an error before the ranks were waited for, they are stopped (they would wait for rank 0)
+    std::vector<pid_t>& pids;
+    ~Reap() {
+      for (pid_t p : pids) ::kill(p, SIGKILL), ::waitpid(p, nullptr, 0);
+    }
+  } reap{children};
   if (models::is_hf_dir(out)) fail("output '{}' is a model folder; -o takes a .pt path (use --export-hf DIR)", out);
   check_output_path(out, model);
   if (!f.report.empty()) check_output_path(f.report, model);
@@ -131,7 +237,8 @@ int compress_model(Pipeline pipeline, const std::string& model, const std::strin
   job.energy = f.energy_settings();
   LoadedModel lm = load_any(model);
   std::optional<models::SentenceEncoder> encoder;
-  if (!f.stsb.empty() || !f.export_hf.empty()) encoder = models::encoder_from_archive(lm, model);
+  if (!f.stsb.empty() || !f.export_hf.empty() || lm.extra.count("joule/vocab.txt")) encoder = models::encoder_from_archive(lm, model);
+  if (encoder) job.distill = std::make_shared<models::SentenceDistillTask>(*encoder);
   if (!f.stsb.empty()) job.quality = std::make_shared<models::StsbProbe>(*encoder, text::load_stsb(f.stsb));
   job.calibration = std::make_shared<models::TextCalibration>(lm, model);
   job.model = lm.module;
@@ -141,6 +248,13 @@ int compress_model(Pipeline pipeline, const std::string& model, const std::strin
   job.passes = std::move(pipeline);
   if (!recipe_path.empty()) job.info["recipe"] = recipe_path;
   Report report = run_job(job);
+  if (!children.empty()) {
+    wait_ranks(children);
+    children.clear();
+  }
+  // The archive's encoder files describe the model as it is now (a distilled student has fewer layers).
+  if (encoder)
+    for (auto& [k, v] : models::archive_files_for(*encoder, job.model)) lm.extra[k] = v;
   std::cout << report.table();
   nlohmann::json provenance = lm.provenance.is_null() ? nlohmann::json{{"passes", nlohmann::json::array()}} : lm.provenance;
   for (const auto& p : report.passes) provenance["passes"].push_back({{"name", p.name}, {"options", p.options}});

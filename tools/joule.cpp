@@ -2,6 +2,7 @@
 // --threads flag, and the one place that turns errors into "joule: error: ..." lines with a non-zero exit.
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
+#include <torch/csrc/jit/passes/tensorexpr_fuser.h>
 
 #include "compress/base/error.h"
 #include "tools/cli.h"
@@ -26,6 +27,9 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  // TorchScript's TensorExpr fuser compiles CPU fusion groups that, in this LibTorch, run up to ~35x slower than
+  // the unfused ops once the profiling executor has specialised a graph (MiniLM: 893 vs 25 ms per forward).
+  torch::jit::setTensorExprFuserEnabled(false);
   try {
     if (threads < 0) fail("--threads must be positive");
     if (threads > 0) at::set_num_threads(threads);

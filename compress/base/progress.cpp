@@ -39,8 +39,12 @@ void Progress::draw(bool final) {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   std::string bar(filled, '#');
   bar.append(kWidth - filled, '.');
-  std::fprintf(stderr, "\r  %-28s [%s] %lld/%lld %.1fs%s", label_.c_str(), bar.c_str(), (long long)done,
-               (long long)total_, secs, final ? "\n" : "");
+  // Rate and time left from the average so far; the status (set by the caller) after them.
+  double rate = secs > 0 ? done / secs : 0;
+  char eta[32] = "";
+  if (!final && done > 0 && done < total_) std::snprintf(eta, sizeof eta, " ETA %.0fs", (total_ - done) / rate);
+  std::fprintf(stderr, "\r  %-28s [%s] %lld/%lld %.1fs %.1f/s%s %s\033[K%s", label_.c_str(), bar.c_str(),
+               (long long)done, (long long)total_, secs, rate, eta, status_.c_str(), final ? "\n" : "");
   std::fflush(stderr);
 }
 

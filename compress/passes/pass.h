@@ -7,6 +7,7 @@
 #include <torch/script.h>
 
 #include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "compress/ir/graph.h"
 #include "compress/ir/workload.h"
 #include "compress/passes/options.h"
+#include "compress/train/task.h"
 
 namespace joule {
 
@@ -32,6 +34,10 @@ class Context {
   int64_t step = 0;  // training step, for gradual sparsity schedules used inside fine-tuning loops
   std::shared_ptr<const CalibrationSource> calibration;  // null: calibration files are .safetensors tensors
   AnalysisCache cache;
+  // Distillation: the job's input model as it was before the first pass (set when a pass needs_teacher()), and
+  // what the model family adds (data, students, dev score; models/distill_task.h). Null: not available.
+  std::optional<torch::jit::Module> teacher;
+  std::shared_ptr<train::DistillTask> distill;
 
   const Analysis& analysis(const torch::jit::Module& m) { return cache.analysis(m); }
   const CalibrationStats& calibration_stats(const torch::jit::Module& m, const std::string& file, int64_t samples) {
@@ -47,6 +53,12 @@ class Pass {
   std::string name() const { return spec().name; }
   virtual nlohmann::json options() const = 0;  // normalised options, as recorded in the report
   std::string label() const { return label_for(spec(), options()); }  // "quantize w4 g128 gptq"
+  // True when run() trains against the job's input model (Context::teacher), which is then kept from the start.
+  virtual bool needs_teacher() const { return false; }
+  // Checks what can be checked before anything runs (the pipeline calls it for every pass before measuring the
+  // input model), so bad options fail in a second, not after minutes of work. One-line errors.
+  virtual void check(const torch::jit::Module& m, Context& ctx) const {}
+  // May replace `m` with another module (a distilled student).
   virtual PassResult run(torch::jit::Module& m, Context& ctx) = 0;
 };
 

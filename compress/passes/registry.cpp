@@ -1,6 +1,7 @@
 #include "compress/passes/registry.h"
 
 #include "compress/base/error.h"
+#include "compress/passes/distill.h"
 #include "compress/passes/prune.h"
 #include "compress/passes/quantize.h"
 
@@ -18,6 +19,7 @@ const std::vector<PassInfo>& pass_registry() {
   static const std::vector<PassInfo> table = {
       {prune_spec, make<PrunePass, PruneOptions>},
       {quantize_spec, make<QuantizePass, QuantizeOptions>},
+      {distill_spec, make<DistillPass, DistillOptions>},
   };
   return table;
 }

@@ -14,6 +14,7 @@
 #include "compress/ir/workload.h"
 #include "compress/pipeline/pipeline.h"
 #include "compress/report/report.h"
+#include "compress/train/task.h"
 
 namespace joule {
 
@@ -32,8 +33,9 @@ struct CompressionJob {
 
   // Inputs of passes that need data. Text calibration files need the model's tokenizer (models/job_hooks.h).
   std::shared_ptr<const CalibrationSource> calibration;
-  // Distillation: the teacher model (path; empty: the job's input model) and its training and dev data.
-  std::string teacher_path, train_data, dev_data;
+  // Distillation: what the model family adds (data, students, dev score; models/distill_task.h). The teacher is
+  // the job's input model unless the pass names one.
+  std::shared_ptr<train::DistillTask> distill;
 
   nlohmann::json info = nlohmann::json::object();  // extra keys of report.model (e.g. "recipe")
 };

@@ -17,6 +17,7 @@ Report Pipeline::run(torch::jit::Module& m, Context& ctx, nlohmann::json model_i
     report.energy = session->describe();
     report.grid_g_per_kwh = session->settings().grid.g_per_kwh;
   }
+  for (const auto& p : passes_) p->check(m, ctx);
   auto inputs = ctx.workload.make_inputs();
   at::Tensor reference;
   {
