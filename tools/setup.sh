@@ -9,7 +9,7 @@ mkdir -p "$cache"
 
 apt_pkgs=(build-essential cmake ninja-build ccache pkg-config python3-venv
           libeigen3-dev libdnnl-dev libgtest-dev libgmock-dev libbenchmark-dev
-          libcli11-dev nlohmann-json3-dev libyaml-cpp-dev libfmt-dev libutf8proc-dev)
+          libcli11-dev nlohmann-json3-dev libyaml-cpp-dev libfmt-dev libutf8proc-dev libgloo-dev)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
