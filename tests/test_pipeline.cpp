@@ -147,7 +147,13 @@ TEST(Recipe, PassesInOrderWithValidation) {
   EXPECT_EQ(err("passes: []\n"), "recipe 'r': 'passes' must be a non-empty list");
   EXPECT_EQ(err("passes: [{prune: {}}]\nextra: 1\n"), "recipe 'r': unknown key 'extra' (passes, workload)");
   EXPECT_NE(err("passes: [{prune: {}, quantize: {}}]\n").find("pass 1 must be a single-key mapping"), std::string::npos);
-  EXPECT_EQ(err("passes: [{prune: {}}, {distill: {}}]\n"), "recipe 'r', pass 2: unknown pass 'distill' (known: prune, quantize)");
+  EXPECT_EQ(err("passes: [{prune: {}}, {sparsify: {}}]\n"), "recipe 'r', pass 2: unknown pass 'sparsify' (known: prune, quantize, distill)");
+  EXPECT_EQ(err("passes: [{prune: {}}, {distill: {}}]\n"), "recipe 'r', pass 2: distill: data (training data file) is required");
+  // File options of a recipe file are relative to its folder; absolute ones and non-file options stay as given.
+  Recipe rel = parse_recipe(recipe_json("passes: [{distill: {data: d/train.tsv, dev: /abs/dev.tsv, student: 'layers:0'}}]", "r"), "r", "/rec");
+  EXPECT_EQ(rel.passes[0]->options()["data"], "/rec/d/train.tsv");
+  EXPECT_EQ(rel.passes[0]->options()["dev"], "/abs/dev.tsv");
+  EXPECT_EQ(rel.passes[0]->options()["student"], "layers:0");
   EXPECT_EQ(err("passes: [{prune: {sparsity: 2}}]\n"), "recipe 'r', pass 1: prune: sparsity 2 is outside [0, 1)");
   EXPECT_EQ(err("passes: [{quantize: {scheme: w3}}]\n"), "recipe 'r', pass 1: quantize: unknown scheme \"w3\" (w8a8, w4)");
   EXPECT_NE(error_of([] { load_recipe("/no/such/recipe.yaml"); }).find("no such file"), std::string::npos);

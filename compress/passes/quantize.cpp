@@ -104,7 +104,7 @@ const PassSpec& quantize_spec() {
         .default_value = "dynamic", .choices = {"dynamic", "static"}, .label = "{}", .label_omit = "dynamic"},
        {.name = "smooth", .type = OptType::Float, .help = "w8a8: SmoothQuant migration strength alpha (needs calib)",
         .default_value = 0.0, .min = 0.0, .max = 1.0, .label = "sq{:g}"},
-       {.name = "calib", .type = OptType::String,
+       {.name = "calib", .type = OptType::String, .path = true,
         .help = "calibration data: text for sentence encoders (STS-B .tsv, or one text per line), else a "
                 ".safetensors file with one tensor per forward argument"},
        {.name = "calib_samples", .type = OptType::Int, .help = "calibration samples (texts or tensor rows) to use",

@@ -42,7 +42,19 @@ static nlohmann::json to_json(const YAML::Node& n) {
   return nullptr;
 }
 
-Recipe parse_recipe(const nlohmann::json& doc, const std::string& where) {
+// Relative file options (OptionSpec::path) of a recipe read from a file name files beside the recipe, so a recipe
+// runs the same from any working directory.
+static void resolve_paths(const std::string& pass, nlohmann::json& opts, const std::string& base) {
+  const PassInfo* info = find_pass(pass);
+  if (!info || base.empty() || !opts.is_object()) return;
+  for (auto& [k, v] : opts.items()) {
+    const OptionSpec* o = info->spec().find(k);
+    if (o && o->path && v.is_string() && !v.get<std::string>().empty() && std::filesystem::path(v.get<std::string>()).is_relative())
+      v = (std::filesystem::path(base) / v.get<std::string>()).lexically_normal().string();
+  }
+}
+
+Recipe parse_recipe(const nlohmann::json& doc, const std::string& where, const std::string& base) {
   if (!doc.is_object() || !doc.contains("passes"))
     fail("recipe '{}': expected a mapping with 'passes: [...]'", where);
   Recipe r;
@@ -57,6 +69,7 @@ Recipe parse_recipe(const nlohmann::json& doc, const std::string& where) {
       fail("recipe '{}': pass {} must be a single-key mapping such as {{prune: {{method: \"2:4\"}}}}", where, i + 1);
     auto it = p.begin();
     nlohmann::json opts = it.value().is_null() ? nlohmann::json::object() : it.value();
+    resolve_paths(it.key(), opts, base);
     try {
       r.passes.push_back(make_pass(it.key(), opts));
     } catch (const Error& e) {
@@ -84,7 +97,8 @@ Recipe load_recipe(const std::string& path) {
   } catch (const YAML::Exception& e) {
     fail("recipe '{}': not valid YAML/JSON: {}", path, e.what());
   }
-  return parse_recipe(to_json(root), path);
+  std::string base = std::filesystem::path(path).parent_path().string();
+  return parse_recipe(to_json(root), path, base.empty() ? "." : base);
 }
 
 }  // namespace joule

@@ -193,6 +193,25 @@ std::string Report::table() const {
                        energy::co2e_g_per_million(b, grid_g_per_kwh), energy::co2e_g_per_million(a, grid_g_per_kwh),
                        grid_g_per_kwh);
   }
+  // A training pass (distill): its run is the pass cost; per epoch and per example so runs of different lengths compare.
+  for (size_t i = 0; i < passes.size(); ++i) {
+    const auto& p = passes[i];
+    if (!p.stats.is_object() || !p.stats.contains("training")) continue;
+    const auto& t = p.stats["training"];
+    const double epochs = std::max(1.0, t.value("steps", 0.0) / std::max(1.0, t.value("steps_per_epoch", 1.0)));
+    std::string energy = "energy not measured";
+    if (!p.pass_cost.empty()) {
+      const PassCost& c = p.pass_cost.front();
+      energy = fmt::format("{:.0f} J ({}{}) = {:.0f} J/epoch, {:.1f} gCO2e", c.joules, c.source, c.measured ? ", measured" : "",
+                           c.joules / epochs, energy::co2e_g(c.joules, grid_g_per_kwh));
+    }
+    std::string dev = t.value("best_step", int64_t{-1}) >= 0
+                          ? fmt::format(", best dev {:.2f} at step {}", t.value("best_dev", 0.0), t.value("best_step", int64_t{0}))
+                          : std::string();
+    out += fmt::format("training ({}. {}): {} steps ({:.1f} epochs) in {:.0f} s at {:.0f} examples/s, loss {:.4g} -> {:.4g}{}; {}\n",
+                       i + 1, p.name, t.value("steps", int64_t{0}), epochs, p.pass_wall_s, t.value("examples_per_s", 0.0),
+                       t.value("first_loss", 0.0), t.value("last_loss", 0.0), dev, energy);
+  }
   for (const auto& p : passes)
     for (const auto& w : p.warnings) out += fmt::format("warning ({}): {}\n", p.name, w);
   return out;

@@ -2,8 +2,9 @@
 
 #include <fmt/format.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
+#include <ATen/Parallel.h>
+#include <malloc.h>
 #include <torch/nn/utils/clip_grad.h>
-#include <torch/optim/adamw.h>
 #include <torch/serialize.h>
 
 #include <algorithm>
@@ -50,6 +51,55 @@ std::vector<Param> collect_params(torch::jit::Module& m) {
   return ps;
 }
 
+// AdamW (Loshchilov & Hutter) with PyTorch's update rule, one pass over each parameter, its gradient and its two
+// moments, no temporaries: torch::optim::AdamW takes six passes and allocates a gradient-sized temporary per
+// parameter per step, which for the 47 MB word-embedding table is most of a small batch's step.
+class AdamW {
+ public:
+  AdamW(const std::vector<at::Tensor>& params, double weight_decay) : params_(params), wd_(weight_decay) {
+    for (const auto& p : params) m_.push_back(at::zeros_like(p)), v_.push_back(at::zeros_like(p));
+  }
+  void step(double lr) {
+    ++t_;
+    const double bc1 = 1 - std::pow(kB1, double(t_)), bc2_sqrt = std::sqrt(1 - std::pow(kB2, double(t_)));
+    const float decay = float(1 - lr * wd_), step_size = float(lr / bc1), inv_bc2 = float(1 / bc2_sqrt);
+    const float b1 = float(kB1), b2 = float(kB2), eps = float(kEps);
+    for (size_t i = 0; i < params_.size(); ++i) {
+      float* p = params_[i].data_ptr<float>();
+      const float* g = params_[i].grad().data_ptr<float>();
+      float *m = m_[i].data_ptr<float>(), *v = v_[i].data_ptr<float>();
+      at::parallel_for(0, params_[i].numel(), 1 << 14, [&](int64_t a, int64_t b) {
+        for (int64_t j = a; j < b; ++j) {
+          const float gj = g[j];
+          m[j] = b1 * m[j] + (1 - b1) * gj;
+          v[j] = b2 * v[j] + (1 - b2) * gj * gj;
+          p[j] = p[j] * decay - step_size * m[j] / (std::sqrt(v[j]) * inv_bc2 + eps);
+        }
+      });
+    }
+  }
+  void save(torch::serialize::OutputArchive& a) const {
+    a.write("t", c10::IValue(t_));
+    for (size_t i = 0; i < m_.size(); ++i) a.write("m." + std::to_string(i), m_[i]), a.write("v." + std::to_string(i), v_[i]);
+  }
+  void load(torch::serialize::InputArchive& a) {
+    c10::IValue t;
+    a.read("t", t);
+    t_ = t.toInt();
+    for (size_t i = 0; i < m_.size(); ++i) {
+      at::Tensor x;
+      a.read("m." + std::to_string(i), x), m_[i].copy_(x);
+      a.read("v." + std::to_string(i), x), v_[i].copy_(x);
+    }
+  }
+
+ private:
+  static constexpr double kB1 = 0.9, kB2 = 0.999, kEps = 1e-8;
+  std::vector<at::Tensor> params_, m_, v_;
+  double wd_;
+  int64_t t_ = 0;
+};
+
 std::string checkpoint_path(const TrainOptions& o) { return (std::filesystem::path(o.checkpoint_dir) / "checkpoint.pt").string(); }
 
 struct State {
@@ -61,7 +111,7 @@ struct State {
   std::vector<at::Tensor> best;  // best weights by dev score (clones), empty: none yet
 };
 
-void save_checkpoint(const TrainOptions& o, const std::vector<Param>& ps, torch::optim::AdamW& optim, const State& s) {
+void save_checkpoint(const TrainOptions& o, const std::vector<Param>& ps, AdamW& optim, const State& s) {
   torch::serialize::OutputArchive a;
   a.write("run_id", c10::IValue(o.run_id));
   a.write("step", c10::IValue(s.step));
@@ -83,7 +133,7 @@ void save_checkpoint(const TrainOptions& o, const std::vector<Param>& ps, torch:
 }
 
 // False when there is no checkpoint to resume from; fails on another run's or a corrupt one.
-bool load_checkpoint(const TrainOptions& o, std::vector<Param>& ps, torch::optim::AdamW& optim, State& s) {
+bool load_checkpoint(const TrainOptions& o, std::vector<Param>& ps, AdamW& optim, State& s) {
   const std::string path = checkpoint_path(o);
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) return false;
@@ -160,7 +210,7 @@ std::vector<std::vector<int64_t>> epoch_batches(const Dataset& data, int64_t bat
 }
 
 nlohmann::json TrainStats::to_json() const {
-  return {{"steps", steps},         {"epochs", epochs_done},  {"examples", examples},
+  return {{"steps", steps},         {"epochs", epochs_done},  {"steps_per_epoch", steps_per_epoch},  {"examples", examples},
           {"first_loss", first_loss}, {"last_loss", last_loss}, {"best_dev", best_step >= 0 ? nlohmann::json(best_dev) : nlohmann::json()},
           {"best_step", best_step}, {"seconds", seconds},     {"examples_per_s", examples_per_s},
           {"curve", curve}};
@@ -186,7 +236,13 @@ TrainStats train(torch::jit::Module& student, const TeacherOutputs& teacher, con
     }
   } restore{ps};
 
-  torch::optim::AdamW optim(values, torch::optim::AdamWOptions(opt.lr).weight_decay(opt.weight_decay));
+  for (const auto& v : values)
+    if (v.scalar_type() != at::kFloat || !v.is_contiguous()) fail("distill: only contiguous float32 parameters can be trained");
+  // Large temporaries (the embedding table's gradient) come from the heap instead of fresh zeroed mmap pages each
+  // step: glibc maps allocations above 32 MB and unmaps them on free, so every step page-faulted them in again.
+  mallopt(M_MMAP_THRESHOLD, 1 << 30);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  AdamW optim(values, opt.weight_decay);
   const int64_t per_epoch = int64_t(epoch_batches(data, opt.batch, opt.seed, 0).size());
   const int64_t total = opt.steps > 0 ? opt.steps : opt.epochs * per_epoch;
   const int64_t eval_every = opt.eval_every > 0 ? opt.eval_every : per_epoch;
@@ -228,7 +284,7 @@ TrainStats train(torch::jit::Module& student, const TeacherOutputs& teacher, con
     const int64_t n = int64_t(global.size()), W = group.world(), r = group.rank();
     std::vector<int64_t> mine(global.begin() + r * n / W, global.begin() + (r + 1) * n / W);
 
-    optim.zero_grad();
+    for (auto& p : ps) p.value.mutable_grad() = at::Tensor();  // backward() then hands over its gradients uncopied
     at::Tensor loss_value = at::zeros({1}, at::kDouble);
     if (!mine.empty()) {
       Batch b = data.batch(mine);
@@ -274,8 +330,7 @@ TrainStats train(torch::jit::Module& student, const TeacherOutputs& teacher, con
            opt.checkpoint_dir.empty() ? "" : fmt::format(", the last good checkpoint is kept in '{}'", opt.checkpoint_dir));
     if (opt.clip > 0) torch::nn::utils::clip_grad_norm_(values, opt.clip);
     const double lr = lr_at(opt, s.step, total);
-    for (auto& g : optim.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
-    optim.step();
+    optim.step(lr);
     {
       torch::NoGradGuard g;
       for (auto& p : ps)
@@ -298,6 +353,7 @@ TrainStats train(torch::jit::Module& student, const TeacherOutputs& teacher, con
 
   TrainStats st;
   st.steps = s.step;
+  st.steps_per_epoch = per_epoch;
   st.epochs_done = (s.step + per_epoch - 1) / per_epoch;
   st.examples = examples;
   st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

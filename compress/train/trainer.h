@@ -39,7 +39,7 @@ struct TrainOptions {
 };
 
 struct TrainStats {
-  int64_t steps = 0, epochs_done = 0, examples = 0;
+  int64_t steps = 0, steps_per_epoch = 0, epochs_done = 0, examples = 0;
   double first_loss = 0, last_loss = 0;  // mean over the first / last 10% of steps
   double best_dev = 0;
   int64_t best_step = -1;  // -1: no dev data
