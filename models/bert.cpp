@@ -436,6 +436,12 @@ std::map<std::string, std::string> archive_files_for(const SentenceEncoder& enc,
 // layers, and BertConfig has one intermediate_size for all of them, so layers of different widths cannot be
 // described and are refused.
 BertConfig hf_export_config(const SentenceEncoder& enc, const Module& module, const std::string& dir) {
+  // Quantization and 2:4 packing empty the float weights they replace with packed buffers, which a float BERT
+  // folder cannot hold: refuse rather than write empty tensors.
+  for (const auto& p : module.named_parameters(true))
+    if (p.value.numel() == 0)
+      fail("export '{}': '{}' is packed into joule:: ops (quantized or 2:4-packed), which an HF BERT folder cannot "
+           "hold; export before quantizing (compressed-tensors export is not built yet)", dir, p.name);
   BertConfig cfg = config_of(enc, module);
   auto widths = ffn_widths(module);
   if (widths.size() > 1) {

@@ -194,6 +194,17 @@ TEST(Cli, HfExportRefusesLayersOfDifferentWidthsBeforeWritingAnything) {
   EXPECT_FALSE(fs::exists(d / "hf" / "config.json"));
 }
 
+TEST(Cli, HfExportOfAQuantizedModelIsRefusedNotWrittenEmpty) {
+  std::string minilm = JOULE_MINILM_DIR;
+  if (minilm.empty()) GTEST_SKIP() << "needs the MiniLM package";
+  fs::path d = scratch();
+  expect_one_line_error(cli("quantize --scheme w8a8 " + minilm + " -o " + (d / "q8.pt").string() + " --export-hf " +
+                            (d / "hfq8").string() + " --reps 1 --warmup 0 --energy-windows 2"),
+                        "packed into joule:: ops");
+  EXPECT_FALSE(fs::exists(d / "q8.pt"));
+  EXPECT_FALSE(fs::exists(d / "hfq8" / "model.safetensors"));
+}
+
 TEST(Cli, QuantizedMiniLMReloadsInAFreshProcessWithTheSameScore) {
   fs::path dev = fs::path(JOULE_SOURCE_DIR) / ".." / "shared" / "data" / "stsb" / "dev.tsv";
   std::string minilm = JOULE_MINILM_DIR;

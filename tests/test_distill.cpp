@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "compress/passes/distill.h"
+#include "compress/train/distributed.h"
 #include "compress/train/teacher_cache.h"
 #include "compress/train/trainer.h"
 #include "models/distill_task.h"
@@ -256,6 +257,30 @@ TEST(Distill, ResumeAfterKill9EndsWithTheUninterruptedRunsWeights) {
   { std::ofstream(d / "b" / "checkpoint.pt") << "not a checkpoint"; }
   test::expect_one_line_error(test::cli(b_args + " --resume"), "is corrupt");
   EXPECT_EQ(test::slurp(d / "b.pt"), before);
+}
+
+// Data parallelism: two ranks on loopback (`--nproc 2`: this command re-run as rank 1) end with the weights of
+// one process with the same global batch.
+TEST(Distill, TwoRanksOnLoopbackEndWithTheWeightsOfOneProcess) {
+  REQUIRE_MINILM_D();
+  if (!train::distributed_available()) GTEST_SKIP() << "built without Gloo (libgloo-dev)";
+  fs::path d = test::scratch() / "distill_ranks";
+  test::remove_tree(d);
+  fs::create_directories(d);
+  const std::string common = "distill " + kMiniLm + " --student layers:0,5 --data " + kSentences +
+                             " --steps 6 --batch 16 --lr 5e-4 --teacher-cache " + (d / "teacher.safetensors").string() +
+                             " --reps 1 --warmup 0 --energy-windows 2";
+  auto one = test::cli("--threads 1 " + common + " --checkpoint-dir " + (d / "one").string() + " -o " + (d / "one.pt").string());
+  ASSERT_EQ(one.code, 0) << one.err;
+  auto two = test::cli(common + " --nproc 2 --checkpoint-dir " + (d / "two").string() + " -o " + (d / "two.pt").string() +
+                       " --report " + (d / "two.json").string());
+  ASSERT_EQ(two.code, 0) << two.err;
+  auto ma = load_model((d / "one.pt").string()).module, mb = load_model((d / "two.pt").string()).module;
+  const double diff = max_param_diff(ma, mb);
+  EXPECT_LT(diff, 1e-5);
+  std::ifstream f(d / "two.json");
+  auto report = nlohmann::json::parse(f);
+  EXPECT_EQ(report["passes"][0]["stats"]["world_size"], 2);
 }
 
 TEST(Distill, BadInputGivesOneLineErrorsAndWritesNothing) {

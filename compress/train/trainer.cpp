@@ -262,6 +262,8 @@ TrainStats train(torch::jit::Module& student, const TeacherOutputs& teacher, con
       torch::NoGradGuard g;
       double score = task.dev_score(student, dev);
       point["dev"] = score;
+      fmt::print(stderr, "\r  distill: step {} (epoch {}): loss {:.4g}, dev {:.2f}{}\033[K\n", s.step, epoch, loss, score,
+                 score > s.best_dev ? " (best)" : "");
       if (score > s.best_dev) {
         s.best_dev = score, s.best_step = s.step;
         s.best.clear();
