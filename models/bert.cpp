@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <numeric>
+#include <set>
 #include <sstream>
 
 #include "compress/base/error.h"
@@ -418,10 +419,14 @@ static std::map<int64_t, std::vector<std::string>> ffn_widths(const Module& modu
 
 BertConfig config_of(const SentenceEncoder& enc, const Module& module) {
   BertConfig cfg = enc.config;
+  std::set<std::string> layers;  // "encoder.layer.N", from the parameter names (quantized weights are empty)
+  for (const auto& p : module.named_parameters(true)) {
+    const std::string prefix = "encoder.layer.";
+    if (p.name.rfind(prefix, 0) == 0) layers.insert(p.name.substr(0, p.name.find('.', prefix.size())));
+  }
+  if (!layers.empty()) cfg.layers = int64_t(layers.size());
   auto widths = ffn_widths(module);
-  int64_t layers = 0;
-  for (const auto& [w, names] : widths) layers += int64_t(names.size());
-  if (layers > 0) cfg.layers = layers;
+  widths.erase(0);  // packed into joule:: ops: the width is not in the float weight any more
   if (!widths.empty()) cfg.intermediate = widths.rbegin()->first;
   return cfg;
 }

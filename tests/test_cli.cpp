@@ -313,7 +313,7 @@ TEST(Cli, BadInputGetsOneLineErrors) {
   expect_one_line_error(cli("run /no/recipe.yaml " + mlp + out), "no such file");
   std::ofstream(d / "bad.yaml") << "passes: [{prune: {method: structured, scope: global}}]\n";
   expect_one_line_error(cli("run " + (d / "bad.yaml").string() + " " + mlp + out), "global");
-  std::ofstream(d / "unknown.yaml") << "passes: [{distill: {}}]\n";
+  std::ofstream(d / "unknown.yaml") << "passes: [{sparsify: {}}]\n";
   expect_one_line_error(cli("run " + (d / "unknown.yaml").string() + " " + mlp + out), "unknown pass");
   expect_one_line_error(cli("prune --region ATLANTIS " + mlp + out), "unknown region");
   expect_one_line_error(cli("prune --grid-intensity 100 --region FR " + mlp + out), "excludes");

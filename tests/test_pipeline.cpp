@@ -96,15 +96,19 @@ TEST(Registry, EveryPassIsMadeFromItsSpec) {
     const PassSpec& spec = info.spec();
     EXPECT_TRUE(names.insert(spec.name).second) << spec.name;
     EXPECT_FALSE(spec.summary.empty()) << spec.name;
-    auto pass = info.make(nlohmann::json::object());  // every pass has usable defaults
+    nlohmann::json required = nlohmann::json::object();  // every pass has usable defaults but for what it requires
+    for (const auto& o : spec.options)
+      if (o.required) required[o.name] = "x";
+    auto pass = info.make(required);
     EXPECT_EQ(pass->name(), spec.name);
     EXPECT_EQ(&pass->spec(), &spec);
     // The normalised options parse back to the same pass options.
     EXPECT_EQ(make_pass(spec.name, pass->options())->options(), pass->options()) << spec.name;
   }
-  EXPECT_EQ(names, (std::set<std::string>{"prune", "quantize"}));
-  EXPECT_EQ(find_pass("distill"), nullptr);
-  EXPECT_EQ(error_of([] { make_pass("distill", {}); }), "unknown pass 'distill' (known: prune, quantize)");
+  EXPECT_EQ(names, (std::set<std::string>{"prune", "quantize", "distill"}));
+  EXPECT_EQ(find_pass("sparsify"), nullptr);
+  EXPECT_EQ(error_of([] { make_pass("sparsify", {}); }), "unknown pass 'sparsify' (known: prune, quantize, distill)");
+  EXPECT_NE(error_of([] { make_pass("distill", nlohmann::json::object()); }).find("distill: data is required"), std::string::npos);
 }
 
 TEST(Registry, ReportLabelsComeFromTheSpecs) {
@@ -148,7 +152,7 @@ TEST(Recipe, PassesInOrderWithValidation) {
   EXPECT_EQ(err("passes: [{prune: {}}]\nextra: 1\n"), "recipe 'r': unknown key 'extra' (passes, workload)");
   EXPECT_NE(err("passes: [{prune: {}, quantize: {}}]\n").find("pass 1 must be a single-key mapping"), std::string::npos);
   EXPECT_EQ(err("passes: [{prune: {}}, {sparsify: {}}]\n"), "recipe 'r', pass 2: unknown pass 'sparsify' (known: prune, quantize, distill)");
-  EXPECT_EQ(err("passes: [{prune: {}}, {distill: {}}]\n"), "recipe 'r', pass 2: distill: data (training data file) is required");
+  EXPECT_EQ(err("passes: [{prune: {}}, {distill: {}}]\n"), "recipe 'r', pass 2: distill: data is required (training data: STS-B .tsv (both sentences) or one text per line (never the dev set))");
   // File options of a recipe file are relative to its folder; absolute ones and non-file options stay as given.
   Recipe rel = parse_recipe(recipe_json("passes: [{distill: {data: d/train.tsv, dev: /abs/dev.tsv, student: 'layers:0'}}]", "r"), "r", "/rec");
   EXPECT_EQ(rel.passes[0]->options()["data"], "/rec/d/train.tsv");

@@ -22,7 +22,7 @@ const PassSpec& distill_spec() {
                 "teacher) | a model file or HF folder",
         .default_value = "current", .label = "{}", .label_omit = "current"},
        {.name = "teacher", .type = OptType::String, .path = true, .help = "teacher model (default: the job's input model)"},
-       {.name = "data", .type = OptType::String, .path = true,
+       {.name = "data", .type = OptType::String, .path = true, .required = true,
         .help = "training data: STS-B .tsv (both sentences) or one text per line (never the dev set)"},
        {.name = "dev", .type = OptType::String, .path = true, .help = "dev data for model selection (STS-B .tsv): the best checkpoint is kept"},
        {.name = "epochs", .type = OptType::Int, .help = "passes over the data", .default_value = 1, .min = 1.0, .label = "{}ep"},
@@ -100,7 +100,7 @@ DistillOptions DistillOptions::from_json(const nlohmann::json& j) {
   o.teacher_cache = v.str("teacher_cache");
   o.layer_map = v.str("layer_map");
   o.nproc = v.integer("nproc");
-  if (o.data.empty()) fail("distill: data (training data file) is required");
+  if (o.data.empty()) fail("distill: data must be a training data file");
   if (o.student.empty()) fail("distill: student must be 'current', 'layers:I,J,...' or a model path");
   if (!o.dev.empty() && std::filesystem::absolute(o.dev) == std::filesystem::absolute(o.data))
     fail("distill: the dev file '{}' is also the training data; dev is for model selection only", o.dev);

@@ -87,6 +87,8 @@ OptionValues parse_options(const PassSpec& spec, const nlohmann::json& j) {
     if (!o) fail("{}: unknown option '{}' ({})", spec.name, k, fmt::join(names, ", "));
     check_value(*o, v, spec.name, k);
   }
+  for (const auto& o : spec.options)
+    if (o.required && !j.contains(o.name)) fail("{}: {} is required ({})", spec.name, o.name, o.help);
   return OptionValues(&spec.options, j, spec.name);
 }
 

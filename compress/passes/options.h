@@ -24,6 +24,7 @@ struct OptionSpec {
   std::string name;                  // recipe key ("calib_samples"); CLI flag "--calib-samples"
   OptType type = OptType::String;
   bool path = false;                 // a file or folder: relative in a recipe = relative to the recipe's folder
+  bool required = false;             // must be given (no default makes sense: the training data)
   std::string help;                  // one line, for --help
   nlohmann::json default_value = nullptr;  // value when absent; null: none (the option is then unset)
   std::vector<std::string> choices;  // String: the allowed values (empty: any, checked by the pass)
