@@ -283,6 +283,25 @@ TEST(Distill, TwoRanksOnLoopbackEndWithTheWeightsOfOneProcess) {
   EXPECT_EQ(report["passes"][0]["stats"]["world_size"], 2);
 }
 
+// The flagship shape: a recipe that distills and then quantizes the student in one run.
+TEST(Distill, ARecipeQuantizesTheStudentItDistilled) {
+  REQUIRE_MINILM_D();
+  fs::path d = test::scratch() / "distill_recipe";
+  test::remove_tree(d);
+  fs::create_directories(d);
+  { std::ofstream(d / "r.yaml") << "passes:\n  - distill: {student: 'layers:0,2', data: " << kSentences
+                                << ", steps: 3, batch: 16}\n  - quantize: {scheme: w8a8}\n"; }
+  auto r = test::cli("run " + (d / "r.yaml").string() + " " + kMiniLm + " -o " + (d / "q.pt").string() + " --report " +
+                     (d / "r.json").string() + " --reps 1 --warmup 0 --energy-windows 2");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("training (1. distill): 3 steps"), std::string::npos) << r.out;
+  std::ifstream f(d / "r.json");
+  auto report = nlohmann::json::parse(f);
+  ASSERT_EQ(report["passes"].size(), 2u);
+  EXPECT_EQ(report["passes"][1]["stats"]["layers"].size(), 2u * 6u);  // 6 linears per layer, 2 layers, all quantized
+  EXPECT_EQ(models::load_encoder((d / "q.pt").string()).config.layers, 2);
+}
+
 TEST(Distill, BadInputGivesOneLineErrorsAndWritesNothing) {
   REQUIRE_MINILM_D();
   fs::path d = test::scratch() / "distill_bad";

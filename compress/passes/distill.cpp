@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <set>
+#include <sstream>
 
 #include "compress/base/error.h"
 #include "compress/io/model_io.h"
@@ -216,7 +217,12 @@ PassResult DistillPass::run(torch::jit::Module& m, Context& ctx) {
   if (group->rank() != 0) outputs = train::TeacherOutputs::compute(teacher, *data, teacher_layers, cache);
 
   train::TrainStats st = train::train(student, *outputs, *data, task, opts_.dev, t, *group);
-  m = student;
+  // The trained module goes on through the serializer: as it comes out of training, its forward graph no longer
+  // shows the linears to later passes (quantize found none), while the same module saved and loaded does. What
+  // users get from a .pt is the loaded form anyway.
+  std::stringstream buf;
+  student.save(buf);
+  m = torch::jit::load(buf);
   PassResult r;
   r.changed = true;
   int64_t tp = 0, sp = 0;

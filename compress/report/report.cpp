@@ -198,7 +198,7 @@ std::string Report::table() const {
     const auto& p = passes[i];
     if (!p.stats.is_object() || !p.stats.contains("training")) continue;
     const auto& t = p.stats["training"];
-    const double epochs = std::max(1.0, t.value("steps", 0.0) / std::max(1.0, t.value("steps_per_epoch", 1.0)));
+    const double epochs = std::max(1e-9, t.value("steps", 0.0) / std::max(1.0, t.value("steps_per_epoch", 1.0)));
     std::string energy = "energy not measured";
     if (!p.pass_cost.empty()) {
       const PassCost& c = p.pass_cost.front();
