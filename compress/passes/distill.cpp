@@ -20,7 +20,7 @@ const PassSpec& distill_spec() {
       "teacher-student distillation: train a smaller student (or the pruned model) to match the teacher",
       {{.name = "student", .type = OptType::String,
         .help = "current (this model, e.g. after a structured prune) | layers:0,2,4 (those encoder layers of the "
-                "teacher) | a model file or HF folder",
+                "teacher) | width:N (feed-forward layers narrowed to N neurons) | a model file or HF folder",
         .default_value = "current", .label = "{}", .label_omit = "current"},
        {.name = "teacher", .type = OptType::String, .path = true, .help = "teacher model (default: the job's input model)"},
        {.name = "data", .type = OptType::String, .path = true, .required = true,
