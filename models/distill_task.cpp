@@ -9,6 +9,7 @@
 #include <unordered_set>
 
 #include "compress/base/error.h"
+#include "compress/passes/distill.h"
 
 namespace joule::models {
 namespace fs = std::filesystem;
@@ -121,16 +122,7 @@ std::unique_ptr<train::Dataset> SentenceDistillTask::read(const std::string& fil
 }
 
 std::optional<torch::jit::Module> SentenceDistillTask::make_student(const torch::jit::Module& teacher, const std::string& spec) const {
-  if (spec.rfind("layers:", 0) == 0) {
-    std::vector<int> layers;
-    std::string rest = spec.substr(7);
-    for (size_t pos = 0; pos <= rest.size();) {
-      size_t end = std::min(rest.find(',', pos), rest.size());
-      layers.push_back(std::stoi(rest.substr(pos, end - pos)));  // syntax checked by the pass's options
-      pos = end + 1;
-    }
-    return keep_layers(enc_, teacher, layers);
-  }
+  if (spec.rfind("layers:", 0) == 0) return keep_layers(enc_, teacher, spec_layers(spec));
   if (spec.rfind("width:", 0) == 0) {
     char* e = nullptr;
     long v = std::strtol(spec.c_str() + 6, &e, 10);

@@ -72,8 +72,7 @@ std::vector<std::pair<int, int>> parse_layer_map(const std::string& s) {
   return out;
 }
 
-// "layers:0,2,4" -> {0, 2, 4}; other specs: empty.
-static std::vector<int> spec_layers(const std::string& spec) {
+std::vector<int> spec_layers(const std::string& spec) {
   std::vector<int> out;
   if (spec.rfind("layers:", 0) != 0) return out;
   std::string rest = spec.substr(7);

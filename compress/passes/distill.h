@@ -38,6 +38,8 @@ class DistillPass : public Pass {
   DistillOptions opts_;
 };
 
+// "layers:0,2,4" -> {0, 2, 4} (one-line error on a bad index); other student specs: empty.
+std::vector<int> spec_layers(const std::string& spec);
 // "1:2,2:4" -> {(1, 2), (2, 4)}: student hidden state : teacher hidden state (0 = embeddings, l + 1 = layer l).
 std::vector<std::pair<int, int>> parse_layer_map(const std::string& s);
 
