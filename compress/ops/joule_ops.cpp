@@ -1,9 +1,14 @@
-// Schema registration (from compress/ops/schema.h) and CPU implementations of the joule:: ops: a thin
-// LibTorch binding over the plain kernels in kernels/cpu. Shape and dtype errors name the op and the offending sizes.
+// Schema registration (from compress/ops/schema.h), CPU implementations of the joule:: ops (a thin LibTorch
+// binding over the plain kernels in kernels/cpu) and their Meta (shape-only) implementation, which torch.export,
+// torch.compile and FakeTensor trace through. Shape and dtype errors name the op and the offending sizes.
 #include <ATen/ATen.h>
+#include <ATen/core/stack.h>
+#include <caffe2/core/common.h>
 #include <torch/library.h>
+#include <torch/version.h>
 
 #include <cmath>
+#include <cstdio>
 
 #include "compress/ops/binding.h"
 #include "compress/ops/ops.h"
@@ -17,7 +22,25 @@ namespace joule::ops {
 
 bool ensure_ops_registered() { return true; }
 
+std::string torch_version_mismatch() {
+  // TORCH_VERSION is what the headers said at build time; the build options are libtorch's own, at run time.
+  const auto& options = caffe2::GetBuildOptions();
+  auto it = options.find("TORCH_VERSION");
+  const std::string runtime = it == options.end() ? "unknown" : it->second;
+  if (runtime == TORCH_VERSION) return "";
+  return "libjoule_ops: built against torch " TORCH_VERSION " but loaded into torch " + runtime +
+         "; rebuild Joule against this torch (or install torch==" TORCH_VERSION ")";
+}
+
 namespace {
+
+// Said once when the library is loaded (torch.ops.load_library, or a C++ program that links it): a mismatched
+// LibTorch fails later in ways that do not name the cause.
+const bool kVersionChecked = [] {
+  std::string msg = torch_version_mismatch();
+  if (!msg.empty()) std::fprintf(stderr, "%s\n", msg.c_str());
+  return true;
+}();
 
 // x [..., K] float32 -> contiguous [M, K].
 at::Tensor float_rows(const at::Tensor& x, int64_t K, const char* op) {
@@ -108,6 +131,28 @@ at::Tensor linear_sp24_cpu(const at::Tensor& x, const at::Tensor& values, const 
   return y.view(out_shape(x, N));
 }
 
+// Every op's Meta kernel, from its schema entry: y has x's leading dims and dtype and N = the first packed buffer's
+// rows; x's last dim must be K (the in_features argument, else the buffer's columns). Symbolic sizes pass through,
+// so traces with dynamic batch or sequence dims work.
+void packed_linear_meta(const c10::OperatorHandle& handle, torch::jit::Stack* stack) {
+  const std::string qualname = handle.schema().name();
+  const PackedLinearOp* op = find_packed_linear_op(qualname);
+  TORCH_CHECK(op, qualname, ": no schema entry in compress/ops/schema.h");
+  const size_t n = op->args.size();
+  auto args = torch::jit::last(*stack, n);
+  const at::Tensor x = args[op->first(ArgKind::Input)].toTensor();
+  const at::Tensor w = args[op->first(ArgKind::Buffer)].toTensor();
+  const int k_arg = op->index("in_features");
+  const int64_t K = k_arg >= 0 ? args[k_arg].toInt() : w.size(1);
+  TORCH_CHECK(x.dim() >= 1 && x.sym_size(-1) == K, op->name, ": x has ", x.sym_sizes(), " but the weight expects K=",
+              K, " input features");
+  std::vector<c10::SymInt> shape = x.sym_sizes().vec();
+  shape.back() = w.sym_size(0);
+  at::Tensor y = at::empty_symint(shape, x.options());
+  torch::jit::drop(*stack, n);
+  torch::jit::push(*stack, std::move(y));
+}
+
 }  // namespace
 
 TORCH_LIBRARY(joule, m) {
@@ -118,6 +163,11 @@ TORCH_LIBRARY_IMPL(joule, CPU, m) {
   m.impl("linear_w8a8", linear_w8a8_cpu);
   m.impl("linear_w4", linear_w4_cpu);
   m.impl("linear_sp24", linear_sp24_cpu);
+}
+
+TORCH_LIBRARY_IMPL(joule, Meta, m) {
+  for (const auto* op : packed_linear_ops())
+    m.impl(op->name, torch::CppFunction::makeFromBoxedFunction<&packed_linear_meta>());
 }
 
 }  // namespace joule::ops

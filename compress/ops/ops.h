@@ -4,10 +4,15 @@
 //
 // Schemas and argument layouts: compress/ops/schema.h. Formats: kernels/formats/formats.h.
 #pragma once
+#include <string>
 
 namespace joule::ops {
 
 // Returns true; referencing it from a binary keeps libjoule_ops (and its registrations) linked in.
 bool ensure_ops_registered();
+
+// Empty when the LibTorch this library runs in is the version it was built against; else a one-line message
+// naming both (also printed to stderr once when the library is loaded).
+std::string torch_version_mismatch();
 
 }  // namespace joule::ops
