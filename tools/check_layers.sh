@@ -17,7 +17,7 @@ declare -A layer=(
   [compress/passes]=5
   [compress/pipeline]=6
   [models]=7
-  [tools]=8
+  [tools]=8 [python]=8
   [tests]=9 [tests/cuda]=9 [bench]=9 [bench/cuda]=9
 )
 torch_free=(kernels/formats kernels/cpu cuda compress/base compress/energy compress/report)
