@@ -16,10 +16,18 @@
 #include <set>
 #include <sstream>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
 #include "compress/base/error.h"
 #include "compress/io/model_io.h"
 #include "compress/base/progress.h"
 #include "compress/io/safetensors.h"
+#include "models/hf_compressed.h"
 
 namespace joule::models {
 namespace fs = std::filesystem;
@@ -173,15 +181,35 @@ def forward(self, x, mask):
   Module m("__torch__.joule.bert.SentenceEncoder");
   m.register_module("embeddings", emb);
   m.register_module("encoder", encoder);
+  // HF's pooler (dense + tanh on the [CLS] state) is not on the sentence-embedding path, but checkpoints carry it
+  // and an export without it gets random weights in transformers. Kept as buffers: carried bit for bit through
+  // .pt and export, and invisible to the passes and the trainer, which only see parameters on forward.
+  if (weights.count("pooler.dense.weight") || weights.count("pooler.dense.bias")) {
+    Module dense("__torch__.joule.bert.PoolerDense");
+    dense.register_buffer("weight", W.get("pooler.dense.weight", {H, H}));
+    dense.register_buffer("bias", W.get("pooler.dense.bias", {H}));
+    Module pooler("__torch__.joule.bert.Pooler");
+    pooler.register_module("dense", dense);
+    m.register_module("pooler", pooler);
+  }
   // Additive mask: 0 where attended, the most negative float where padded (as HF's extended mask). Dtypes are
-// spelled as ScalarType codes (4 = int64, 6 = float32): C++-defined TorchScript has no `torch.long`.
+  // spelled as ScalarType codes (4 = int64, 6 = float32): C++-defined TorchScript has no `torch.long`.
   const char* additive_mask =
       "    keep = attention_mask.unsqueeze(1).unsqueeze(2).to(6)\n"
       "    add = (1.0 - keep) * -3.4028234663852886e+38\n";
-  const char* pool =  // mean over real tokens, then L2 normalisation
-      "    m = attention_mask.unsqueeze(-1).to(x.dtype)\n"
-      "    s = (x * m).sum(1) / torch.clamp(m.sum(1), min=1e-9)\n"
-      "    e = s / torch.clamp(s.norm(2, 1, True), min=1e-12)\n";
+  // sentence-transformers' Pooling over real tokens (its _forward_padded, mode by mode), then Normalize.
+  std::string pool = "    m = attention_mask.unsqueeze(-1).to(x.dtype)\n";
+  if (c.pooling == "mean" || c.pooling == "mean_sqrt_len_tokens")
+    pool += fmt::format("    s = (x * m).sum(1) / {}\n", c.pooling == "mean" ? "torch.clamp(m.sum(1), min=1e-9)"
+                                                                             : "torch.sqrt(torch.clamp(m.sum(1), min=1e-9))");
+  else if (c.pooling == "cls")  // the first real token
+    pool += "    i = attention_mask.argmax(1).view(-1, 1, 1).expand(-1, 1, x.size(2))\n"
+            "    s = x.gather(1, i).squeeze(1)\n";
+  else if (c.pooling == "max")
+    pool += "    s = torch.max(x.masked_fill(m == 0, float(\"-inf\")), 1)[0]\n";
+  else
+    fail("weights '{}': pooling '{}' is not implemented (mean, cls, max, mean_sqrt_len_tokens)", origin, c.pooling);
+  pool += c.normalize ? "    e = s / torch.clamp(s.norm(2, 1, True), min=1e-12)\n" : "    e = s\n";
   m.define(fmt::format("def forward(self, input_ids, attention_mask):\n{}"
                        "    x = self.encoder.forward(self.embeddings.forward(input_ids), add)\n{}    return e\n",
                        additive_mask, pool));
@@ -229,47 +257,58 @@ static at::ScalarType torch_dtype(st::DType d) {
   return at::kFloat;
 }
 
-// Joule's encoders compute sentence-transformers' mean pooling over real tokens and then L2-normalise. A folder
-// whose sentence-transformers pipeline (modules.json, the Pooling module's config.json) says otherwise, such as a
-// CLS-pooled BGE model, is refused rather than silently mean-pooled. Folders without those files are taken as
-// mean-pooled and normalised, as before.
-static void check_sentence_pipeline(const fs::path& d, const std::string& dir) {
+// The sentence-transformers pipeline of a folder (modules.json, the Pooling module's config.json): the pooling
+// mode and whether a Normalize module follows, into `c`. No modules.json: mean pooling and normalisation (a plain
+// transformers folder; Joule's default). Modes Joule does not implement, or several concatenated, are refused.
+static void read_sentence_pipeline(const fs::path& d, const std::string& dir, BertConfig& c) {
   fs::path pooling_dir = d / "1_Pooling";
   auto modules = read_json(d / "modules.json", false);
+  c.pooling = "mean";
+  c.normalize = true;
   if (!modules.is_null()) {
     if (!modules.is_array()) fail("model folder '{}': modules.json is not a list of modules", dir);
-    bool normalize = false;
+    auto ends_with = [](const std::string& s, const std::string& tail) {
+      return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+    };
+    c.normalize = false;
     for (const auto& m : modules) {
       std::string type = m.is_object() ? m.value("type", "") : "";
-      if (type.size() >= 9 && type.compare(type.size() - 9, 9, "Normalize") == 0) normalize = true;
-      if (type.size() >= 7 && type.compare(type.size() - 7, 7, "Pooling") == 0 && m.contains("path") && m["path"].is_string())
+      if (ends_with(type, "Normalize")) c.normalize = true;
+      if (ends_with(type, "Pooling") && m.contains("path") && m["path"].is_string())
         pooling_dir = d / m["path"].get<std::string>();
+      if (ends_with(type, "Dense") || ends_with(type, "LayerNorm") || ends_with(type, "WeightedLayerPooling"))
+        fail("model folder '{}': modules.json has a {} module after pooling, which Joule does not implement", dir, type);
     }
-    if (!normalize)
-      fail("model folder '{}': modules.json has no Normalize module; Joule's sentence encoders L2-normalise their "
-           "embeddings and cannot run this model as it is meant", dir);
   }
   auto pooling = read_json(pooling_dir / "config.json", false);
   if (!pooling.is_object()) return;
-  std::string mode;
+  std::vector<std::string> modes;
   if (pooling.contains("pooling_mode") && pooling["pooling_mode"].is_string()) {
-    mode = pooling["pooling_mode"].get<std::string>();
-  } else {
-    for (const char* k : {"pooling_mode_cls_token", "pooling_mode_max_tokens", "pooling_mode_mean_sqrt_len_tokens",
-                          "pooling_mode_weightedmean_tokens", "pooling_mode_lasttoken"})
-      if (pooling.value(k, false)) mode += std::string(mode.empty() ? "" : "+") + (k + 13);
-    if (mode.empty()) mode = pooling.value("pooling_mode_mean_tokens", true) ? "mean" : "none";
+    modes.push_back(pooling["pooling_mode"].get<std::string>());
+  } else if (pooling.contains("pooling_mode") && pooling["pooling_mode"].is_array()) {
+    for (const auto& m : pooling["pooling_mode"]) modes.push_back(m.is_string() ? m.get<std::string>() : m.dump());
+  } else {  // the legacy booleans, as sentence-transformers converts them (none set: mean)
+    static const std::pair<const char*, const char*> legacy[] = {
+        {"pooling_mode_cls_token", "cls"}, {"pooling_mode_max_tokens", "max"}, {"pooling_mode_mean_tokens", "mean"},
+        {"pooling_mode_mean_sqrt_len_tokens", "mean_sqrt_len_tokens"}, {"pooling_mode_weightedmean_tokens", "weightedmean"},
+        {"pooling_mode_lasttoken", "lasttoken"}};
+    for (auto [key, mode] : legacy)
+      if (pooling.value(key, false)) modes.push_back(mode);
+    if (modes.empty()) modes.push_back("mean");
   }
-  if (mode != "mean" && mode != "mean_tokens")
-    fail("model folder '{}': its sentence-transformers pooling is '{}' ({}); Joule implements mean pooling only", dir,
-         mode, (pooling_dir / "config.json").string());
+  const std::set<std::string> implemented = {"mean", "cls", "max", "mean_sqrt_len_tokens"};
+  if (modes.size() != 1 || !implemented.count(modes[0]))
+    fail("model folder '{}': its sentence-transformers pooling is '{}' ({}); Joule implements mean, cls, max and "
+         "mean_sqrt_len_tokens, one at a time", dir, fmt::join(modes, "+"), (pooling_dir / "config.json").string());
+  c.pooling = modes[0];
 }
 
 SentenceEncoder load_hf_encoder(const std::string& dir) {
   fs::path d(dir);
   if (!fs::is_directory(d)) fail("model folder '{}': no such folder", dir);
-  check_sentence_pipeline(d, dir);
-  BertConfig config = BertConfig::from_json(read_json(d / "config.json", true), (d / "config.json").string());
+  const nlohmann::json hf_config = read_json(d / "config.json", true);
+  BertConfig config = BertConfig::from_json(hf_config, (d / "config.json").string());
+  read_sentence_pipeline(d, dir, config);
   if (!fs::exists(d / "vocab.txt")) fail("model folder '{}': vocab.txt is missing (the WordPiece vocabulary)", dir);
   auto tok_cfg = read_json(d / "tokenizer_config.json", false);
   auto tokenizer = text::WordPieceTokenizer::from_vocab_file(
@@ -288,16 +327,29 @@ SentenceEncoder load_hf_encoder(const std::string& dir) {
   }
   auto st_cfg = read_json(d / "sentence_bert_config.json", false);
   int64_t max_length = st_cfg.is_object() ? st_cfg.value("max_seq_length", int64_t{256}) : 256;
-  return {build_bert(config, weights, st_path.string()), std::move(tokenizer), config,
-          std::min(max_length, config.max_position), dir};
+  // A compressed-tensors checkpoint: its packed linears leave `weights` (float placeholders stand in for
+  // build_bert) and are rewritten into joule:: ops afterwards, as the quantize pass rewrites them.
+  const CompressedLinears compressed = read_compressed_linears(hf_config, weights, st_path.string());
+  Module module = build_bert(config, weights, st_path.string());
+  apply_compressed_linears(module, compressed);
+  SentenceEncoder enc{module, std::move(tokenizer), config, std::min(max_length, config.max_position), dir};
+  if (fs::exists(d / "tokenizer.json")) {
+    std::ifstream f(d / "tokenizer.json", std::ios::binary);
+    enc.tokenizer_json.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  }
+  return enc;
 }
 
 std::map<std::string, std::string> SentenceEncoder::archive_files() const {
   nlohmann::json text = {{"kind", "bert-sentence-encoder"},
                          {"max_length", max_length},
                          {"lower_case", tokenizer.lower_case()},
-                         {"config", config.to_json()}};
-  return {{"joule/vocab.txt", tokenizer.vocab_text()}, {"joule/text.json", text.dump(2)}};
+                         {"config", config.to_json()},
+                         {"pooling", config.pooling},
+                         {"normalize", config.normalize}};
+  std::map<std::string, std::string> files = {{"joule/vocab.txt", tokenizer.vocab_text()}, {"joule/text.json", text.dump(2)}};
+  if (!tokenizer_json.empty()) files["joule/tokenizer.json"] = tokenizer_json;
+  return files;
 }
 
 SentenceEncoder load_encoder(const std::string& path) {
@@ -355,15 +407,20 @@ std::vector<std::vector<c10::IValue>> text_calibration(const SentenceEncoder& en
 }
 
 SentenceEncoder encoder_from_archive(const LoadedModel& lm, const std::string& path) {
-  auto vocab = lm.extra.find("joule/vocab.txt"), text = lm.extra.find("joule/text.json");
+  auto vocab = lm.extra.find("joule/vocab.txt"), text = lm.extra.find("joule/text.json"),
+       tokenizer_json = lm.extra.find("joule/tokenizer.json");
   if (vocab == lm.extra.end() || text == lm.extra.end())
     fail("model '{}': not a sentence encoder (no joule/vocab.txt and joule/text.json in the archive)", path);
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text->second);
-    return {lm.module,
-            text::WordPieceTokenizer::from_vocab_text(vocab->second, j.at("lower_case").get<bool>(), path + ":joule/vocab.txt"),
-            BertConfig::from_json(j.at("config"), path + ":joule/text.json"), j.at("max_length").get<int64_t>(), path};
+    SentenceEncoder enc{lm.module,
+                        text::WordPieceTokenizer::from_vocab_text(vocab->second, j.at("lower_case").get<bool>(), path + ":joule/vocab.txt"),
+                        BertConfig::from_json(j.at("config"), path + ":joule/text.json"), j.at("max_length").get<int64_t>(), path};
+    enc.config.pooling = j.value("pooling", "mean");  // archives from before pooling modes: mean + normalise
+    enc.config.normalize = j.value("normalize", true);
+    if (tokenizer_json != lm.extra.end()) enc.tokenizer_json = tokenizer_json->second;
+    return enc;
   } catch (const nlohmann::json::exception& e) {
     fail("model '{}': corrupt joule/text.json ({})", path, first_line(e.what()));
   }
@@ -437,18 +494,37 @@ std::map<std::string, std::string> archive_files_for(const SentenceEncoder& enc,
   return e.archive_files();
 }
 
+namespace {
+
+// What an export writes: the config and the tensors, all checked before anything is written.
+struct HfExport {
+  BertConfig config;
+  HfTensors tensors;
+};
+
+st::DType st_dtype(at::ScalarType t, const std::string& dir, const std::string& name) {
+  switch (t) {
+    case at::kFloat: return st::DType::F32;
+    case at::kChar: return st::DType::I8;
+    case at::kInt: return st::DType::I32;
+    case at::kLong: return st::DType::I64;
+    default: fail("export '{}': tensor '{}' is {}, which the export does not write", dir, name, c10::toString(t));
+  }
+}
+
 // The config of the module as it is now: structured pruning narrows the feed-forward layers, distillation drops
 // layers, and BertConfig has one intermediate_size for all of them, so layers of different widths cannot be
-// described and are refused.
-BertConfig hf_export_config(const SentenceEncoder& enc, const Module& module, const std::string& dir) {
-  // Quantization and 2:4 packing empty the float weights they replace with packed buffers, which a float BERT
-  // folder cannot hold: refuse rather than write empty tensors.
-  for (const auto& p : module.named_parameters(true))
-    if (p.value.numel() == 0)
-      fail("export '{}': '{}' is packed into joule:: ops (quantized or 2:4-packed), which an HF BERT folder cannot "
-           "hold; export before quantizing (compressed-tensors export is not built yet)", dir, p.name);
-  BertConfig cfg = config_of(enc, module);
-  auto widths = ffn_widths(module);
+// described and are refused. Packed layers count with their logical [N, K].
+HfExport plan_hf_export(const SentenceEncoder& enc, const Module& module, const std::string& dir) {
+  std::error_code ec;
+  if (!enc.origin.empty() && fs::exists(dir, ec) && fs::equivalent(dir, enc.origin, ec))
+    fail("export '{}': that is the input model; choose another folder", dir);
+  HfExport e{config_of(enc, module), hf_export_tensors(module, dir)};
+  std::map<int64_t, std::vector<std::string>> widths;
+  const std::string suffix = ".intermediate.dense";
+  for (const auto& [m, shape] : e.tensors.linear_shapes)
+    if (m.size() > suffix.size() && m.compare(m.size() - suffix.size(), suffix.size(), suffix) == 0)
+      widths[shape.at(0)].push_back(m.substr(0, m.size() - suffix.size()));
   if (widths.size() > 1) {
     std::string list;
     for (const auto& [w, layers] : widths)
@@ -456,47 +532,96 @@ BertConfig hf_export_config(const SentenceEncoder& enc, const Module& module, co
     fail("export '{}': the feed-forward layers have different widths ({}), which an HF BertConfig cannot describe "
          "(one intermediate_size); prune every layer alike to export", dir, list);
   }
-  return cfg;
+  if (!widths.empty()) e.config.intermediate = widths.begin()->first;
+  for (const auto& [name, t] : e.tensors.tensors) st_dtype(t.scalar_type(), dir, name);
+  return e;
+}
+
+// Writes `files` (relative path -> content) and model.safetensors into a fresh temp folder beside `dir`, then moves
+// them into place: a new `dir` appears whole (one rename); into an existing folder each file is renamed over its
+// old version. Nothing partial is left behind on failure.
+void write_folder(const std::string& dir, const std::map<std::string, std::string>& files,
+                  const std::vector<st::TensorData>& tensors) {
+  const fs::path target = fs::absolute(dir);
+  std::error_code ec;
+  if (fs::exists(target, ec) && !fs::is_directory(target, ec)) fail("output folder '{}': exists and is not a folder", dir);
+  fs::create_directories(target.parent_path(), ec);
+  const fs::path tmp = target.parent_path() / fmt::format(".{}.joule-tmp-{}", target.filename().string(), ::getpid());
+  std::vector<std::string> written = {"model.safetensors"};
+  for (const auto& [rel, content] : files) written.push_back(rel);
+  // Cleanup by name with POSIX calls: LibTorch exports its own std::filesystem::remove_all, which crashes here.
+  struct Cleanup {
+    const fs::path& tmp;
+    const std::vector<std::string>& names;
+    ~Cleanup() {
+      for (const auto& n : names) ::unlink((tmp / n).c_str());
+      for (const auto& n : names)
+        if (fs::path(n).has_parent_path()) ::rmdir((tmp / fs::path(n).parent_path()).c_str());
+      ::rmdir(tmp.c_str());
+    }
+  } cleanup{tmp, written};
+  if (::mkdir(tmp.c_str(), 0755) != 0)
+    fail("output folder '{}': cannot create the temp folder '{}' beside it ({})", dir, tmp.string(), std::strerror(errno));
+  st::write((tmp / "model.safetensors").string(), tensors, {{"format", "pt"}, {"producer", "joule"}});
+  for (const auto& [rel, content] : files) {
+    fs::create_directories((tmp / rel).parent_path(), ec);
+    write_file_atomic((tmp / rel).string(), content);
+  }
+  if (!fs::exists(target, ec)) {
+    if (::rename(tmp.c_str(), target.c_str()) != 0)
+      fail("output folder '{}': cannot move the export into place ({})", dir, std::strerror(errno));
+    return;
+  }
+  for (const auto& rel : written) {
+    const fs::path to = target / rel;
+    fs::create_directories(to.parent_path(), ec);
+    if (::rename((tmp / rel).c_str(), to.c_str()) != 0)
+      fail("output folder '{}': cannot move '{}' into place ({})", dir, to.string(), std::strerror(errno));
+  }
+}
+
+}  // namespace
+
+BertConfig hf_export_config(const SentenceEncoder& enc, const Module& module, const std::string& dir) {
+  return plan_hf_export(enc, module, dir).config;
 }
 
 void save_hf_encoder(const SentenceEncoder& enc, const Module& module, const std::string& dir) {
-  const BertConfig cfg = hf_export_config(enc, module, dir);  // before anything is written
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (!fs::is_directory(dir)) fail("output folder '{}': cannot create it", dir);
-  std::vector<at::Tensor> keep;  // contiguous copies alive until written
+  const HfExport e = plan_hf_export(enc, module, dir);  // every refusal before anything is written
+  const BertConfig& cfg = e.config;
   std::vector<st::TensorData> tensors;
-  for (const auto& p : module.named_parameters(true)) {
-    at::Tensor t = p.value.detach().contiguous();
-    keep.push_back(t);
-    if (t.scalar_type() != at::kFloat) fail("export '{}': parameter '{}' is {}, only float32 exports are supported", dir, p.name, c10::toString(t.scalar_type()));
-    tensors.push_back({p.name, st::DType::F32, t.sizes().vec(), t.data_ptr(), t.nbytes()});
-  }
-  st::write((fs::path(dir) / "model.safetensors").string(), tensors, {{"format", "pt"}, {"producer", "joule"}});
-  write_file_atomic((fs::path(dir) / "config.json").string(), cfg.to_json().dump(2) + "\n");
-  write_file_atomic((fs::path(dir) / "vocab.txt").string(), enc.tokenizer.vocab_text());
-  write_file_atomic((fs::path(dir) / "tokenizer_config.json").string(),
-                    nlohmann::json{{"do_lower_case", enc.tokenizer.lower_case()}, {"tokenizer_class", "BertTokenizer"},
-                                   {"model_max_length", enc.config.max_position}}.dump(2) + "\n");
-  write_file_atomic((fs::path(dir) / "sentence_bert_config.json").string(),
-                    nlohmann::json{{"max_seq_length", enc.max_length}, {"do_lower_case", false}}.dump(2) + "\n");
-  // sentence-transformers' pipeline: the transformer, mean pooling over real tokens, L2 normalisation (what
-  // Joule's forward computes), so SentenceTransformer(dir) returns the embeddings joule embed does.
-  fs::create_directories(fs::path(dir) / "1_Pooling", ec);
-  write_file_atomic((fs::path(dir) / "1_Pooling" / "config.json").string(),
-                    nlohmann::json{{"word_embedding_dimension", cfg.hidden},
-                                   {"pooling_mode_cls_token", false},
-                                   {"pooling_mode_mean_tokens", true},
-                                   {"pooling_mode_max_tokens", false},
-                                   {"pooling_mode_mean_sqrt_len_tokens", false}}.dump(2) + "\n");
+  for (const auto& [name, t] : e.tensors.tensors)
+    tensors.push_back({name, st_dtype(t.scalar_type(), dir, name), t.sizes().vec(), t.data_ptr(), t.nbytes()});
+  nlohmann::json config = cfg.to_json();
+  if (!e.tensors.quantization_config.is_null()) config["quantization_config"] = e.tensors.quantization_config;
+  const nlohmann::json specials = {{"unk_token", "[UNK]"}, {"sep_token", "[SEP]"}, {"pad_token", "[PAD]"},
+                                   {"cls_token", "[CLS]"}, {"mask_token", "[MASK]"}};
+  nlohmann::json tok_cfg = {{"do_lower_case", enc.tokenizer.lower_case()}, {"tokenizer_class", "BertTokenizer"},
+                            {"model_max_length", enc.config.max_position}};
+  tok_cfg.update(specials);
+  std::map<std::string, std::string> files = {
+      {"config.json", config.dump(2) + "\n"},
+      {"vocab.txt", enc.tokenizer.vocab_text()},
+      {"tokenizer_config.json", tok_cfg.dump(2) + "\n"},
+      {"special_tokens_map.json", specials.dump(2) + "\n"},
+      {"sentence_bert_config.json", nlohmann::json{{"max_seq_length", enc.max_length}, {"do_lower_case", false}}.dump(2) + "\n"}};
+  if (!enc.tokenizer_json.empty()) files["tokenizer.json"] = enc.tokenizer_json;
+  // sentence-transformers' pipeline: the transformer, the encoder's pooling over real tokens, and normalisation
+  // when it normalises (what Joule's forward computes), so SentenceTransformer(dir) returns joule embed's vectors.
+  nlohmann::json pooling = {{"word_embedding_dimension", cfg.hidden}};
+  static const std::pair<const char*, const char*> modes[] = {
+      {"pooling_mode_cls_token", "cls"}, {"pooling_mode_mean_tokens", "mean"}, {"pooling_mode_max_tokens", "max"},
+      {"pooling_mode_mean_sqrt_len_tokens", "mean_sqrt_len_tokens"}};
+  for (auto [key, mode] : modes) pooling[key] = cfg.pooling == mode;
+  files["1_Pooling/config.json"] = pooling.dump(2) + "\n";
   auto module_entry = [](int idx, const char* path, const char* type) {
     return nlohmann::json{{"idx", idx}, {"name", std::to_string(idx)}, {"path", path},
                           {"type", std::string("sentence_transformers.models.") + type}};
   };
-  write_file_atomic((fs::path(dir) / "modules.json").string(),
-                    nlohmann::json::array({module_entry(0, "", "Transformer"), module_entry(1, "1_Pooling", "Pooling"),
-                                           module_entry(2, "2_Normalize", "Normalize")})
-                            .dump(2) + "\n");
+  nlohmann::json modules = nlohmann::json::array({module_entry(0, "", "Transformer"), module_entry(1, "1_Pooling", "Pooling")});
+  if (cfg.normalize) modules.push_back(module_entry(2, "2_Normalize", "Normalize"));
+  files["modules.json"] = modules.dump(2) + "\n";
+  write_folder(dir, files, tensors);
 }
 
 }  // namespace joule::models

@@ -1,7 +1,8 @@
 // BERT sentence encoders (all-MiniLM-L6-v2 and kin) as TorchScript modules built in C++, so the passes see
 // an ordinary graph with HF parameter paths (encoder.layer.3.attention.self.query.weight) and custom ops
 // can be swapped in. forward(input_ids [B,T] int64, attention_mask [B,T] int64) -> [B, hidden] sentence
-// embeddings: sentence-transformers' mean pooling over real tokens, then L2 normalisation.
+// embeddings: the folder's sentence-transformers pooling (mean by default, CLS, max) over real tokens, then L2
+// normalisation when its pipeline has a Normalize module.
 #pragma once
 #include <torch/script.h>
 
@@ -19,6 +20,10 @@ struct BertConfig {
   int64_t vocab_size = 30522, hidden = 384, layers = 6, heads = 12, intermediate = 1536;
   int64_t max_position = 512, type_vocab = 2;
   double layer_norm_eps = 1e-12;
+  // The sentence-transformers pipeline after the transformer (1_Pooling, 2_Normalize), not in HF's config.json:
+  // "mean", "cls", "max" or "mean_sqrt_len_tokens" pooling over real tokens, then L2 normalisation or not.
+  std::string pooling = "mean";
+  bool normalize = true;
   static BertConfig from_json(const nlohmann::json& j, const std::string& origin);  // HF config.json
   nlohmann::json to_json() const;                                                   // HF config.json
 };
@@ -30,6 +35,7 @@ struct SentenceEncoder {
   BertConfig config;
   int64_t max_length = 256;  // sentence-transformers' max_seq_length
   std::string origin;
+  std::string tokenizer_json;  // the input folder's tokenizer.json, verbatim ("" when it had none), for exports
 
   // Embeds texts in batches (sorted by length to pad little; results in input order). [N, hidden].
   at::Tensor embed(const std::vector<std::string>& texts, int64_t batch_size = 32, bool progress = false) const;
@@ -42,8 +48,10 @@ struct SentenceEncoder {
 // True when `path` is a Hugging Face model folder (config.json + model.safetensors).
 bool is_hf_dir(const std::string& path);
 
-// HF folder: config.json, model.safetensors, vocab.txt (+ tokenizer_config.json, sentence_bert_config.json).
-// Layer widths come from the weights, so structurally pruned exports load too. One-line errors name the file.
+// HF folder: config.json, model.safetensors, vocab.txt (+ tokenizer_config.json, sentence_bert_config.json,
+// modules.json and 1_Pooling/config.json: the pooling mode and normalisation; tokenizer.json, kept for exports).
+// Layer widths come from the weights, so structurally pruned exports load too; a compressed-tensors checkpoint
+// in a scheme Joule runs (models/hf_compressed.h) loads into joule:: ops. One-line errors name the file.
 SentenceEncoder load_hf_encoder(const std::string& dir);
 // A Joule-saved TorchScript archive carrying joule/vocab.txt and joule/text.json, or an HF folder.
 SentenceEncoder load_encoder(const std::string& path);
@@ -67,12 +75,15 @@ struct StsbScore {
 // Cosine similarity of the two sentences' embeddings against the gold scores.
 StsbScore evaluate_stsb(const SentenceEncoder& enc, torch::jit::Module& m, const std::vector<text::StsbPair>& pairs,
                         bool progress = true, int64_t batch_size = 32);
-// Writes an HF folder (model.safetensors, config.json, vocab.txt, tokenizer and sentence-transformers
-// configs) from the encoder's module as it is now, atomically per file.
+// Writes an HF folder (model.safetensors, config.json, vocab.txt, tokenizer files, sentence-transformers
+// modules) from the encoder's module as it is now; packed joule:: linears in compressed-tensors form
+// (models/hf_compressed.h). Everything is checked first (hf_export_config) and written into a temp folder beside
+// `dir`, then moved into place, so a refusal or a failure leaves no partial folder.
 void save_hf_encoder(const SentenceEncoder& enc, const torch::jit::Module& module, const std::string& dir);
 // The config.json save_hf_encoder writes for `module`: the encoder's, with the feed-forward width read from the
 // weights (structured pruning narrows it). Fails (one line naming the layers) when layers have different widths,
-// which BertConfig cannot describe; callers check this before writing any output.
+// which BertConfig cannot describe, or when a packed linear has no compressed-tensors form; callers check this
+// before writing any output.
 BertConfig hf_export_config(const SentenceEncoder& enc, const torch::jit::Module& module, const std::string& dir);
 
 // The encoder's config with the layer count and feed-forward width read from `module`'s weights (distillation

@@ -64,10 +64,13 @@ train::Batch SentenceDataset::batch(const std::vector<int64_t>& idx) const {
   return {{input, mask}, mask};
 }
 
-// Teacher weights by name, cloned (the student must never share storage with the teacher).
+// Teacher weights by name, cloned (the student must never share storage with the teacher); submodule buffers too
+// (BERT's pooler), so the student keeps them.
 static std::map<std::string, at::Tensor> weights_of(const torch::jit::Module& m) {
   std::map<std::string, at::Tensor> w;
   for (const auto& p : m.named_parameters(true)) w[p.name] = p.value.detach().clone();
+  for (const auto& b : m.named_buffers(true))
+    if (b.name.find('.') != std::string::npos) w[b.name] = b.value.detach().clone();
   return w;
 }
 
