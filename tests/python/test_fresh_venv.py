@@ -39,15 +39,24 @@ def test_pip_install_in_a_fresh_venv(tmp_path):
     py = str(venv / "bin" / "python")
     purelib = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], check=True,
                              capture_output=True, text=True).stdout.strip()
+    # The project venv as the build saw it (src/.venv, a link), so that the torch include paths, and ccache's
+    # relative paths under CCACHE_BASEDIR, are the build's.
+    project = sysconfig.get_paths()["purelib"]
+    linked = os.path.join(src, ".venv", os.path.relpath(os.path.realpath(project), os.path.realpath(sys.prefix)))
     with open(os.path.join(purelib, "project-venv.pth"), "w") as f:
-        f.write(sysconfig.get_paths()["purelib"] + "\n")
+        f.write((linked if os.path.isdir(linked) else project) + "\n")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.setdefault("CCACHE_BASEDIR", src)
     env.setdefault("CCACHE_NOHASHDIR", "true")
     shutil.rmtree(os.path.join(src, "build-pip"), ignore_errors=True)  # a build from scratch (ccache aside)
+    # The build's compiler by name and its Torch_DIR as it wrote them: ccache hashes both (pip's environment would
+    # choose g++ for c++, and scikit-build-core's search finds torch under its real path).
+    cache = dict(l.split("=", 1) for l in open(os.path.join(build, "CMakeCache.txt")).read().splitlines()
+                 if "=" in l and not l.startswith(("//", "#")))
+    defines = [f"-Ccmake.define.{k}={cache[k + t]}" for k, t in (("CMAKE_CXX_COMPILER", ":FILEPATH"), ("Torch_DIR", ":PATH"))]
     t0 = time.time()
     subprocess.run([py, "-m", "pip", "install", "-q", "--no-build-isolation", "--no-deps",
-                    f"-Ccmake.define.JOULE_PREBUILT_DIR={build}", f"-Cbuild-dir={src}/build-pip", src],
+                    f"-Ccmake.define.JOULE_PREBUILT_DIR={build}", *defines, f"-Cbuild-dir={src}/build-pip", src],
                    check=True, env=env)
     print(f"pip install: {time.time() - t0:.1f} s")
     out = subprocess.run([py, "-c", SCRIPT], check=True, env=env, cwd=str(tmp_path), capture_output=True, text=True)
