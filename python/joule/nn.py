@@ -38,6 +38,16 @@ class PackedLinear(torch.nn.Module):
                 setattr(self, name, int(ints[name]))
         self.register_buffer("bias", bias)
 
+    # The op handle is looked up again after unpickling (torch.save of the module, copy.deepcopy), not pickled.
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_fn", None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self._fn = getattr(torch.ops.joule, self.op).default
+
     def forward(self, x):
         args = []
         for name, kind in self._args:

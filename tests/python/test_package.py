@@ -93,6 +93,17 @@ def test_w8a8_module_matches_torchscript_and_float():
     assert report["model"]["workload"]["inputs"] == ["f32:8x64"]
 
 
+def test_compressed_module_saves_and_copies(tmp_path):
+    model, x = net(), inputs()
+    module, _ = joule.compress(model, [{"quantize": {"scheme": "w4", "group": 32}}], example_inputs=x, **FAST)
+    torch.save(module, tmp_path / "m.pt")
+    loaded = torch.load(tmp_path / "m.pt", weights_only=False)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), module(x))
+        assert torch.equal(copy.deepcopy(module)(x), module(x))
+    assert "a.qweight" in module.state_dict() and "a.weight" not in module.state_dict()
+
+
 def test_user_module_is_not_changed():
     model = net()
     state = copy.deepcopy(model.state_dict())
