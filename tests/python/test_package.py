@@ -238,3 +238,40 @@ def test_measure_energy_around_user_code():
     assert e.gco2e == pytest.approx(e.joules * e.g_per_kwh / 3.6e6)
     assert "mJ per call" in str(e)
     assert all(o["joules"] > 0 for o in e.others)
+
+
+@pytest.mark.skipif(not os.environ.get("JOULE_MINILM_DIR"), reason="JOULE_MINILM_DIR (all-MiniLM-L6-v2) not set")
+def test_transformers_bert_quantized_in_place_and_exported():
+    """A transformers BertModel (all-MiniLM-L6-v2) as a user has it: it does not script, so it is traced; its
+    nn.Linears become W8A8 PackedLinears in place, the embeddings stay close and torch.export traces it."""
+    from transformers import AutoModel, AutoTokenizer
+
+    d = os.environ["JOULE_MINILM_DIR"]
+
+    class Encoder(torch.nn.Module):  # token embeddings -> mean-pooled sentence embeddings
+        def __init__(self):
+            super().__init__()
+            self.bert = AutoModel.from_pretrained(d)
+
+        def forward(self, ids, mask):
+            h = self.bert(input_ids=ids, attention_mask=mask).last_hidden_state
+            m = mask.unsqueeze(-1).to(h.dtype)
+            return torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=-1)
+
+    tok = AutoTokenizer.from_pretrained(d)
+    enc = tok(["A man is playing a guitar.", "Quantized weights take a quarter of the space."], padding=True,
+              return_tensors="pt")
+    args = (enc["input_ids"], enc["attention_mask"])
+    model = Encoder().eval()
+    q, report = joule.compress(model, [{"quantize": {"scheme": "w8a8"}}], example_inputs=args, **FAST)
+    assert isinstance(q.bert.encoder.layer[5].output.dense, joule.nn.PackedLinear)
+    assert sum(isinstance(m, joule.nn.PackedLinear) for m in q.modules()) == 36  # 6 layers x 6 linears
+    with torch.no_grad():
+        ref, y = model(*args), q(*args)
+        cos = (ref * y).sum(-1)
+        assert cos.min() > 0.99, cos
+        ep = torch.export.export(q, args)
+        assert torch.equal(ep.module()(*args), y)
+    # 10.6 M linear weights at 1 byte instead of 4; the 11.7 M embedding weights stay float
+    sizes = report["passes"][0]["before"]["file_bytes"], report["passes"][0]["after"]["file_bytes"]
+    assert sizes[1] < 0.7 * sizes[0], sizes
