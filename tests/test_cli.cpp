@@ -150,6 +150,24 @@ TEST(Cli, EnergyCommandListsEverySource) {
   EXPECT_GT(j["energy"][0]["j_per_inference"].get<double>(), 0);
 }
 
+TEST(Cli, ConventionsUsersBring) {
+  CliRun v = cli("--version");
+  ASSERT_EQ(v.code, 0) << v.err;
+  EXPECT_EQ(v.out.rfind("joule 0.", 0), 0u) << v.out;
+  EXPECT_NE(v.out.find("LibTorch 2.11"), std::string::npos) << v.out;
+  // --threads after the subcommand, a scheme alias in capitals, an alpha-3 region: all as if spelt Joule's way.
+  fs::path d = scratch();
+  CliRun r = cli("quantize " + test::model_path("mlp") + " --threads 1 --scheme W8A8 --region FRA -o " +
+                 (d / "conv.pt").string() + " --reps 2 --warmup 0 --energy-windows 2 --report " + (d / "conv.json").string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(slurp(d / "conv.json"));
+  EXPECT_EQ(j["model"]["threads"], 1);
+  EXPECT_EQ(j["passes"][0]["options"]["scheme"], "w8a8");
+  EXPECT_EQ(j["energy_setup"]["grid"]["region"], "FR");
+  expect_one_line_error(cli("quantize " + test::model_path("mlp") + " --scheme W4A4 -o " + (d / "x.pt").string()),
+                        "unknown scheme \"W4A4\"");
+}
+
 TEST(Cli, MiniLMRecipeReportsStsbPerPassAndBothExportsScoreTheSame) {
   fs::path dev = fs::path(JOULE_SOURCE_DIR) / ".." / "shared" / "data" / "stsb" / "dev.tsv";
   std::string minilm = JOULE_MINILM_DIR;
@@ -192,17 +210,6 @@ TEST(Cli, HfExportRefusesLayersOfDifferentWidthsBeforeWritingAnything) {
                         "different widths (1152: encoder.layer.0; 1536: encoder.layer.1,");
   EXPECT_FALSE(fs::exists(d / "x.pt"));
   EXPECT_FALSE(fs::exists(d / "hf" / "config.json"));
-}
-
-TEST(Cli, HfExportOfAQuantizedModelIsRefusedNotWrittenEmpty) {
-  std::string minilm = JOULE_MINILM_DIR;
-  if (minilm.empty()) GTEST_SKIP() << "needs the MiniLM package";
-  fs::path d = scratch();
-  expect_one_line_error(cli("quantize --scheme w8a8 " + minilm + " -o " + (d / "q8.pt").string() + " --export-hf " +
-                            (d / "hfq8").string() + " --reps 1 --warmup 0 --energy-windows 2"),
-                        "packed into joule:: ops");
-  EXPECT_FALSE(fs::exists(d / "q8.pt"));
-  EXPECT_FALSE(fs::exists(d / "hfq8" / "model.safetensors"));
 }
 
 TEST(Cli, QuantizedMiniLMReloadsInAFreshProcessWithTheSameScore) {

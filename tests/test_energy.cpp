@@ -192,6 +192,11 @@ TEST(Carbon, Co2eAndBreakEvenArithmetic) {
   EXPECT_EQ(grid_for_region("fr").region, "FR");
   EXPECT_LT(grid_for_region("FR").g_per_kwh, grid_for_region("PL").g_per_kwh);
   EXPECT_THROW(grid_for_region("ATLANTIS"), std::invalid_argument);
+  // ISO 3166-1 alpha-3, as CodeCarbon's country_iso_code gives them, name the same rows.
+  EXPECT_EQ(grid_for_region("FRA").region, "FR");
+  EXPECT_EQ(grid_for_region("usa").g_per_kwh, grid_for_region("US").g_per_kwh);
+  EXPECT_EQ(grid_for_region("DEU").region, "DE");
+  EXPECT_THROW(grid_for_region("DEUX"), std::invalid_argument);
   EXPECT_THROW(grid_custom(-5), std::invalid_argument);
 }
 

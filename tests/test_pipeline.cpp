@@ -8,6 +8,7 @@
 
 #include "compress/base/error.h"
 #include "compress/passes/options.h"
+#include "compress/passes/quantize.h"
 #include "compress/passes/registry.h"
 #include "compress/pipeline/job.h"
 #include "compress/pipeline/recipe.h"
@@ -31,7 +32,7 @@ const PassSpec& toy_spec() {
       "toy",
       "a pass for tests",
       {{.name = "mode", .type = OptType::String, .help = "how", .default_value = "fast", .choices = {"fast", "slow"},
-        .label = "{}", .label_omit = "fast"},
+        .aliases = {{"quick", "fast"}}, .label = "{}", .label_omit = "fast"},
        {.name = "ratio", .type = OptType::Float, .help = "how much", .default_value = 0.5, .min = 0.0, .max = 1.0,
         .max_open = true},
        {.name = "rounds", .type = OptType::Int, .help = "how often", .default_value = 3, .min = 1.0, .label = "x{}"},
@@ -61,6 +62,19 @@ TEST(OptionSpec, DefaultsGivenAndTypedAccess) {
   EXPECT_THROW(v.get("nonexistent"), std::logic_error);  // a pass asking for an undeclared option is a bug
 }
 
+TEST(OptionSpec, ChoicesMatchAnyCaseAndAliasesAndAreNormalised) {
+  EXPECT_EQ(parse_options(toy_spec(), {{"mode", "SLOW"}}).str("mode"), "slow");
+  EXPECT_EQ(parse_options(toy_spec(), {{"mode", "Quick"}}).str("mode"), "fast");
+  // The real scheme names users bring from llm-compressor / compressed-tensors / torchao.
+  auto scheme = [](const std::string& s) { return parse_options(quantize_spec(), {{"scheme", s}}).str("scheme"); };
+  EXPECT_EQ(scheme("W8A8"), "w8a8");
+  EXPECT_EQ(scheme("int8"), "w8a8");
+  EXPECT_EQ(scheme("W4A16"), "w4");
+  EXPECT_EQ(scheme("w4a16_asym"), "w4");
+  EXPECT_EQ(scheme("w4"), "w4");
+  EXPECT_THROW(scheme("W4A4"), Error);
+}
+
 TEST(OptionSpec, OneLineErrorsNameThePassAndOption) {
   auto err = [](const nlohmann::json& j) { return error_of([&] { parse_options(toy_spec(), j); }); };
   EXPECT_EQ(err({{"colour", 1}}), "toy: unknown option 'colour' (mode, ratio, rounds, tag, dry, only, plan)");
@@ -69,7 +83,7 @@ TEST(OptionSpec, OneLineErrorsNameThePassAndOption) {
   EXPECT_EQ(err({{"rounds", 0}}), "toy: rounds 0 is outside [1, inf)");
   EXPECT_EQ(err({{"rounds", 2.5}}), "toy: 'rounds' must be an integer, got 2.5");
   EXPECT_EQ(err({{"ratio", "half"}}), "toy: 'ratio' must be a number, got \"half\"");
-  EXPECT_EQ(err({{"mode", "warp"}}), "toy: unknown mode \"warp\" (fast, slow)");
+  EXPECT_EQ(err({{"mode", "warp"}}), "toy: unknown mode \"warp\" (fast, slow; also quick=fast)");
   EXPECT_EQ(err({{"dry", "yes"}}), "toy: 'dry' must be true or false");
   EXPECT_EQ(err({{"only", {"a", 1}}}), "toy: 'only' must be a glob or a list of globs");
   EXPECT_EQ(err({{"plan", {{"stepz", 1}}}}), "toy: unknown plan key 'stepz' (steps)");
@@ -82,7 +96,7 @@ TEST(OptionSpec, HelpFlagsAndLabels) {
   const PassSpec& s = toy_spec();
   EXPECT_EQ(flag_name(*s.find("rounds")), "--rounds");
   EXPECT_EQ(flag_name(OptionSpec{.name = "calib_samples"}), "--calib-samples");
-  EXPECT_EQ(help_line(*s.find("mode")), "how (fast | slow; default fast)");
+  EXPECT_EQ(help_line(*s.find("mode")), "how (fast | slow; also quick=fast; default fast)");
   EXPECT_EQ(help_line(*s.find("ratio")), "how much (in [0, 1); default 0.5)");
   EXPECT_EQ(help_line(*s.find("dry")), "change nothing");
   EXPECT_EQ(label_for(s, {{"mode", "fast"}, {"rounds", 3}}), "toy x3");
@@ -159,7 +173,8 @@ TEST(Recipe, PassesInOrderWithValidation) {
   EXPECT_EQ(rel.passes[0]->options()["dev"], "/abs/dev.tsv");
   EXPECT_EQ(rel.passes[0]->options()["student"], "layers:0");
   EXPECT_EQ(err("passes: [{prune: {sparsity: 2}}]\n"), "recipe 'r', pass 1: prune: sparsity 2 is outside [0, 1)");
-  EXPECT_EQ(err("passes: [{quantize: {scheme: w3}}]\n"), "recipe 'r', pass 1: quantize: unknown scheme \"w3\" (w8a8, w4)");
+  EXPECT_EQ(err("passes: [{quantize: {scheme: w3}}]\n"), "recipe 'r', pass 1: quantize: unknown scheme \"w3\" (w8a8, w4; also int8=w8a8, W8A8_INT8=w8a8, "
+            "int8_dynamic=w8a8, W4A16=w4, W4A16_ASYM=w4, int4=w4, int4_weight_only=w4)");
   EXPECT_NE(error_of([] { load_recipe("/no/such/recipe.yaml"); }).find("no such file"), std::string::npos);
 }
 

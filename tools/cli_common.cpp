@@ -81,7 +81,7 @@ void MeasureFlags::add_to(CLI::App* app) {
 void MeasureFlags::add_energy_to(CLI::App* app) {
   app->add_option("--cpu-watts", cpu_watts, "active power per busy core for the time x power estimate (default: CPU TDP / cores)");
   auto* g = app->add_option("--grid-intensity", grid_intensity, "grid carbon intensity, gCO2e/kWh (default: world average)");
-  app->add_option("--region", region, "grid carbon intensity of a region: WORLD, EU, US, CN, IN, DE, FR, GB, ...")->excludes(g);
+  app->add_option("--region", region, "grid carbon intensity of a region, ISO 3166 alpha-2 or alpha-3 (CodeCarbon's): WORLD, EU, US/USA, CN, IN, DE/DEU, FR, GB, ...")->excludes(g);
   app->add_option("--op-constants", op_constants, "JSON file overriding the op model's pJ constants (docs/ENERGY.md)");
   app->add_option("--energy-windows", energy_windows, "energy measurement windows per model (default 8; CI from their spread)");
 }

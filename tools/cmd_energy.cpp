@@ -21,11 +21,14 @@ int cmd_energy(const std::string& path, const MeasureFlags& f, bool json) {
     torch::NoGradGuard g;
     ref = flat_output(lm.module.forward(inputs));
   }
+  const std::string busy = energy::busy_machine_warning(at::get_num_threads());
+  if (!busy.empty()) fmt::print(stderr, "joule: warning: {}\n", busy);
   Metrics m = measure(lm.module, w, inputs, ref, "model", &session);
   double grid = session.settings().grid.g_per_kwh;
   if (json) {
     nlohmann::json out = {{"model", path}, {"workload", w.to_json()}, {"latency_ms", m.latency_ms},
                           {"cpu_ms_per_inference", m.cpu_ms_per_inference}, {"energy_setup", session.describe()}};
+    if (!busy.empty()) out["machine_busy"] = busy;
     for (const auto& e : m.energy) {
       auto j = figure_json(e);
       j["co2e_g_per_million"] = energy::co2e_g_per_million(e.j_per_inference, grid);

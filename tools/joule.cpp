@@ -2,9 +2,10 @@
 // --threads flag, and the one place that turns errors into "joule: error: ..." lines with a non-zero exit.
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
-#include <torch/csrc/jit/passes/tensorexpr_fuser.h>
+#include <torch/version.h>
 
 #include "compress/base/error.h"
+#include "kernels/cpu/isa.h"
 #include "tools/cli.h"
 
 int main(int argc, char** argv) {
@@ -14,8 +15,12 @@ int main(int argc, char** argv) {
     return fmt::format("joule: error: {} (see --help)\n", e.what());
   });
   app.require_subcommand(1);
+  const auto& cpu = kernels::isa::cpu_features();
+  app.set_version_flag("--version", fmt::format("joule {} (LibTorch {}; CPU kernels: {})", JOULE_VERSION, TORCH_VERSION,
+                                                cpu.avx512_vnni() ? "avx512-vnni" : cpu.avx2_fma() ? "avx2" : "scalar"));
   int threads = 0;
   app.add_option("--threads", threads, "intra-op threads for measurement (default: all cores)");
+  app.fallthrough();  // global flags (--threads) are accepted after the subcommand too: joule quantize --threads 2 ...
 
   std::vector<cli::Command> commands = {cli::add_inspect(app)};
   for (auto& c : cli::add_pass_commands(app)) commands.push_back(std::move(c));
@@ -27,9 +32,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  // TorchScript's TensorExpr fuser compiles CPU fusion groups that, in this LibTorch, run up to ~35x slower than
-  // the unfused ops once the profiling executor has specialised a graph (MiniLM: 893 vs 25 ms per forward).
-  torch::jit::setTensorExprFuserEnabled(false);
+  // The executor keeps LibTorch's defaults (profiling executor, TensorExpr fuser on), so what Joule measures is
+  // what a user loading the .pt gets; docs/EXECUTOR.md and tests/test_executor.cpp.
   try {
     if (threads < 0) fail("--threads must be positive");
     if (threads > 0) at::set_num_threads(threads);

@@ -1,6 +1,7 @@
 #include "compress/energy/carbon.h"
 
 #include <algorithm>
+#include <cctype>
 #include <stdexcept>
 
 namespace joule::energy {
@@ -25,13 +26,21 @@ GridIntensity world_average() { return grid_table().front(); }
 
 GridIntensity grid_for_region(const std::string& region) {
   std::string up = region;
-  std::transform(up.begin(), up.end(), up.begin(), ::toupper);
+  std::transform(up.begin(), up.end(), up.begin(), [](unsigned char c) { return char(std::toupper(c)); });
+  // ISO 3166-1 alpha-3 (what CodeCarbon's country_iso_code uses) and common spellings -> the table's alpha-2.
+  static const std::pair<const char*, const char*> kAlias[] = {
+      {"WLD", "WORLD"}, {"EU27", "EU"}, {"USA", "US"}, {"CHN", "CN"}, {"IND", "IN"}, {"DEU", "DE"},
+      {"FRA", "FR"},    {"GBR", "GB"},  {"UK", "GB"},  {"POL", "PL"}, {"SWE", "SE"}, {"NOR", "NO"},
+      {"JPN", "JP"},    {"CAN", "CA"},  {"BRA", "BR"}, {"AUS", "AU"}};
+  for (const auto& [alias, code] : kAlias)
+    if (up == alias) up = code;
   std::string codes;
   for (const auto& g : grid_table()) {
     if (g.region == up) return g;
     codes += (codes.empty() ? "" : ", ") + g.region;
   }
-  throw std::invalid_argument("unknown region '" + region + "' (known: " + codes + "; or use --grid-intensity)");
+  throw std::invalid_argument("unknown region '" + region + "' (known: " + codes +
+                              ", or their ISO alpha-3 codes USA, DEU, ...; or use --grid-intensity)");
 }
 
 GridIntensity grid_custom(double g_per_kwh) {

@@ -9,7 +9,7 @@
 namespace joule::energy {
 
 struct GridIntensity {
-  std::string region;  // "WORLD", "FR", ...
+  std::string region;  // "WORLD", "FR", ... (ISO 3166-1 alpha-2)
   double g_per_kwh = 0;
   int year = 0;
   std::string source;
@@ -17,7 +17,7 @@ struct GridIntensity {
 
 const std::vector<GridIntensity>& grid_table();
 GridIntensity world_average();
-// `region` from the table (case-insensitive); throws std::invalid_argument listing the codes otherwise.
+// `region` from the table (case-insensitive; alpha-3 codes such as "FRA" too); throws std::invalid_argument listing the codes otherwise.
 GridIntensity grid_for_region(const std::string& region);
 GridIntensity grid_custom(double g_per_kwh);
 

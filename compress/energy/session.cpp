@@ -1,7 +1,13 @@
 #include "compress/energy/session.h"
 
+#include <fmt/format.h>
+#include <sched.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <fstream>
+#include <thread>
 
 namespace joule::energy {
 
@@ -21,6 +27,27 @@ Session::Session(const Settings& s) : settings_(s), cpu_(detect_cpu_profile()) {
   if (rapl.meter) meters_.push_back(std::move(rapl.meter));
   else unavailable_.push_back({"rapl", rapl.why});
   meters_.push_back(make_time_power_meter(cpu_.watts_per_core, s.op.dram_pj_per_byte * 1e-12));
+}
+
+std::string busy_machine_warning(int threads) {
+  std::vector<int> others;
+  for (int i = 0; i < 5; ++i) {
+    if (i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::ifstream f("/proc/loadavg");
+    double l1, l5, l15;
+    int running = 0, total = 0;
+    char slash = 0;
+    if (!(f >> l1 >> l5 >> l15 >> running >> slash >> total) || slash != '/') return "";  // not Linux: no check
+    others.push_back(std::max(0, running - 1));
+  }
+  std::sort(others.begin(), others.end());
+  const int busy = others[others.size() / 2];
+  cpu_set_t set;
+  int cores = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : int(std::thread::hardware_concurrency());
+  if (busy == 0 || busy + threads <= cores) return "";
+  return fmt::format("the machine is busy: {} other process{} running on {} core{} this run uses with {} thread{}; "
+                     "latency and energy figures will not be the model's alone (docs/EXECUTOR.md)",
+                     busy, busy == 1 ? " is" : "es are", cores, cores == 1 ? "" : "s", threads, threads == 1 ? "" : "s");
 }
 
 double Session::window_s() const {

@@ -44,6 +44,12 @@ class Session {
   std::vector<Unavailable> unavailable_;
 };
 
+// When other processes are runnable on the machine right now (the running count of /proc/loadavg, less this
+// process, the median of five samples 20 ms apart) and they, with the `threads` measurement threads, exceed the
+// cores this process may run on: a warning saying latency and energy figures will not be the model's. On shared
+// cores OpenMP's spinning barriers make a forward 10-100x slower (docs/EXECUTOR.md). Empty when the cores are free.
+std::string busy_machine_warning(int threads);
+
 struct Stats {
   double mean = 0, ci95 = 0;
   int n = 0;

@@ -26,7 +26,31 @@ std::string range_text(const OptionSpec& o) {
   return fmt::format("{}{}, {}{}", o.min_open || !o.min ? "(" : "[", lo, hi, o.max_open || !o.max ? ")" : "]");
 }
 
-void check_value(const OptionSpec& o, const nlohmann::json& v, const std::string& where, const std::string& key) {
+std::string lower(std::string s) {
+  for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// The choice `given` names (itself in any case, or an alias), or "" when none.
+std::string canonical_choice(const OptionSpec& o, const std::string& given) {
+  const std::string g = lower(given);
+  for (const auto& c : o.choices)
+    if (lower(c) == g) return c;
+  for (const auto& [alias, c] : o.aliases)
+    if (lower(alias) == g) return c;
+  return "";
+}
+
+std::string choices_text(const OptionSpec& o) {
+  std::string s = fmt::format("{}", fmt::join(o.choices, ", "));
+  if (o.aliases.empty()) return s;
+  std::vector<std::string> a;
+  for (const auto& [alias, c] : o.aliases) a.push_back(alias + "=" + c);
+  return fmt::format("{}; also {}", s, fmt::join(a, ", "));
+}
+
+// Checks `v` against its spec and normalises it in place (a choice's alias or case becomes the choice).
+void check_value(const OptionSpec& o, nlohmann::json& v, const std::string& where, const std::string& key) {
   switch (o.type) {
     case OptType::Bool:
       if (!v.is_boolean()) fail("{}: '{}' must be true or false", where, key);
@@ -39,13 +63,13 @@ void check_value(const OptionSpec& o, const nlohmann::json& v, const std::string
       break;
     case OptType::String:
       if (!v.is_string()) {
-        if (!o.choices.empty()) fail("{}: unknown {} {} ({})", where, key, v.dump(), fmt::join(o.choices, ", "));
+        if (!o.choices.empty()) fail("{}: unknown {} {} ({})", where, key, v.dump(), choices_text(o));
         fail("{}: '{}' must be a string, got {}", where, key, v.dump());
       }
       if (!o.choices.empty()) {
-        bool ok = false;
-        for (const auto& c : o.choices) ok = ok || v.get<std::string>() == c;
-        if (!ok) fail("{}: unknown {} {} ({})", where, key, v.dump(), fmt::join(o.choices, ", "));
+        std::string c = canonical_choice(o, v.get<std::string>());
+        if (c.empty()) fail("{}: unknown {} {} ({})", where, key, v.dump(), choices_text(o));
+        v = c;
       }
       return;
     case OptType::Globs: {
@@ -59,10 +83,10 @@ void check_value(const OptionSpec& o, const nlohmann::json& v, const std::string
       std::vector<std::string> names;
       for (const auto& f : o.fields) names.push_back(f.name);
       if (!v.is_object()) fail("{}: '{}' must be a mapping ({})", where, key, fmt::join(names, ", "));
-      for (const auto& [k, sv] : v.items()) {
-        const OptionSpec* f = find_in(o.fields, k);
-        if (!f) fail("{}: unknown {} key '{}' ({})", where, key, k, fmt::join(names, ", "));
-        check_value(*f, sv, where, key + "." + k);
+      for (auto it = v.begin(); it != v.end(); ++it) {
+        const OptionSpec* f = find_in(o.fields, it.key());
+        if (!f) fail("{}: unknown {} key '{}' ({})", where, key, it.key(), fmt::join(names, ", "));
+        check_value(*f, it.value(), where, key + "." + it.key());
       }
       return;
     }
@@ -78,14 +102,15 @@ void check_value(const OptionSpec& o, const nlohmann::json& v, const std::string
 
 const OptionSpec* PassSpec::find(const std::string& option) const { return find_in(options, option); }
 
-OptionValues parse_options(const PassSpec& spec, const nlohmann::json& j) {
-  if (!j.is_object()) fail("{}: options must be a mapping", spec.name);
+OptionValues parse_options(const PassSpec& spec, const nlohmann::json& given) {
+  if (!given.is_object()) fail("{}: options must be a mapping", spec.name);
   std::vector<std::string> names;
   for (const auto& o : spec.options) names.push_back(o.name);
-  for (const auto& [k, v] : j.items()) {
-    const OptionSpec* o = spec.find(k);
-    if (!o) fail("{}: unknown option '{}' ({})", spec.name, k, fmt::join(names, ", "));
-    check_value(*o, v, spec.name, k);
+  nlohmann::json j = given;  // normalised by check_value
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const OptionSpec* o = spec.find(it.key());
+    if (!o) fail("{}: unknown option '{}' ({})", spec.name, it.key(), fmt::join(names, ", "));
+    check_value(*o, it.value(), spec.name, it.key());
   }
   for (const auto& o : spec.options)
     if (o.required && !j.contains(o.name)) fail("{}: {} is required ({})", spec.name, o.name, o.help);
@@ -131,6 +156,11 @@ std::string flag_name(const OptionSpec& o) {
 std::string help_line(const OptionSpec& o) {
   std::vector<std::string> notes;
   if (!o.choices.empty()) notes.push_back(fmt::format("{}", fmt::join(o.choices, " | ")));
+  if (!o.aliases.empty()) {
+    std::vector<std::string> a;
+    for (const auto& [alias, c] : o.aliases) a.push_back(alias + "=" + c);
+    notes.push_back(fmt::format("also {}", fmt::join(a, ", ")));
+  }
   if (o.min || o.max) notes.push_back("in " + range_text(o));
   if (!o.default_value.is_null() && o.type != OptType::Bool)
     notes.push_back("default " + (o.default_value.is_string() ? o.default_value.get<std::string>()

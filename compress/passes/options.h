@@ -28,6 +28,9 @@ struct OptionSpec {
   std::string help;                  // one line, for --help
   nlohmann::json default_value = nullptr;  // value when absent; null: none (the option is then unset)
   std::vector<std::string> choices;  // String: the allowed values (empty: any, checked by the pass)
+  // String: other names users know for a choice ({"W4A16", "w4"}). Choices and aliases match case-insensitively
+  // and the value is normalised to the choice, so recipes, flags and reports all see one spelling.
+  std::vector<std::pair<std::string, std::string>> aliases;
   std::optional<double> min, max;    // Int / Float: allowed range
   bool min_open = false, max_open = false;  // exclude the bound itself: (min, ...) / (..., max)
   std::string short_flag;            // "-s", or ""

@@ -94,7 +94,12 @@ const PassSpec& quantize_spec() {
       "quantize",
       "weight quantization of linear layers: w8a8 (int8, dynamic per-token activations), w4 (group-wise)",
       {{.name = "scheme", .type = OptType::String, .help = "packed format of the quantized linears",
-        .default_value = "w8a8", .choices = {"w8a8", "w4"}, .label = "{}"},
+        .default_value = "w8a8", .choices = {"w8a8", "w4"},
+        // The names llm-compressor, compressed-tensors and torchao users know. Joule's w4 has an asymmetric
+        // zero point per group and float activations: W4A16_ASYM; W4A16 (symmetric there) maps to it too.
+        .aliases = {{"int8", "w8a8"}, {"W8A8_INT8", "w8a8"}, {"int8_dynamic", "w8a8"}, {"W4A16", "w4"},
+                    {"W4A16_ASYM", "w4"}, {"int4", "w4"}, {"int4_weight_only", "w4"}},
+        .label = "{}"},
        {.name = "group", .type = OptType::Int, .help = "w4: input features per scale/zero group (power of two)",
         .default_value = 128, .label = "g{}"},
        {.name = "method", .type = OptType::String, .help = "rtn (round to nearest) | gptq (w4, needs calib)",

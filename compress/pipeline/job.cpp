@@ -1,5 +1,8 @@
 #include "compress/pipeline/job.h"
 
+#include <ATen/Parallel.h>
+#include <fmt/format.h>
+
 #include <optional>
 #include <sstream>
 
@@ -28,7 +31,14 @@ Report run_job(CompressionJob& job) {
   job.workload = ctx.workload;
   nlohmann::json info = describe_model(job.model, ctx.workload, job.model_path);
   for (const auto& [k, v] : job.info.items()) info[k] = v;
-  return job.passes.run(job.model, ctx, info, session ? &*session : nullptr, job.quality.get());
+  if (session) {
+    std::string busy = energy::busy_machine_warning(at::get_num_threads());
+    if (!busy.empty()) fmt::print(stderr, "joule: warning: {}\n", busy);
+    Report report = job.passes.run(job.model, ctx, info, &*session, job.quality.get());
+    if (!busy.empty()) report.energy["machine_busy"] = busy;
+    return report;
+  }
+  return job.passes.run(job.model, ctx, info, nullptr, job.quality.get());
 }
 
 }  // namespace joule
