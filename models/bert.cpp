@@ -303,16 +303,37 @@ static void read_sentence_pipeline(const fs::path& d, const std::string& dir, Be
   c.pooling = modes[0];
 }
 
+// The WordPiece vocabulary of a folder that has only tokenizer.json (what sentence-transformers 6 saves): its
+// model.vocab, token -> id, as vocab.txt's lines in id order.
+static std::string vocab_from_tokenizer_json(const fs::path& d, const std::string& dir) {
+  auto tj = read_json(d / "tokenizer.json", false);
+  if (!tj.is_object()) fail("model folder '{}': vocab.txt is missing (the WordPiece vocabulary), and no tokenizer.json", dir);
+  const auto& model = tj.value("model", nlohmann::json::object());
+  if (model.value("type", "") != "WordPiece" || !model.contains("vocab") || !model["vocab"].is_object())
+    fail("model folder '{}': no vocab.txt, and tokenizer.json's model is not WordPiece", dir);
+  std::vector<std::string> lines(model["vocab"].size());
+  for (const auto& [token, id] : model["vocab"].items()) {
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<size_t>() >= lines.size() || !lines[id.get<size_t>()].empty())
+      fail("model folder '{}': tokenizer.json's vocab ids are not 0..{} once each", dir, lines.size() - 1);
+    lines[id.get<size_t>()] = token;
+  }
+  std::string text;
+  for (const auto& l : lines) text += l + "\n";
+  return text;
+}
+
 SentenceEncoder load_hf_encoder(const std::string& dir) {
   fs::path d(dir);
   if (!fs::is_directory(d)) fail("model folder '{}': no such folder", dir);
   const nlohmann::json hf_config = read_json(d / "config.json", true);
   BertConfig config = BertConfig::from_json(hf_config, (d / "config.json").string());
   read_sentence_pipeline(d, dir, config);
-  if (!fs::exists(d / "vocab.txt")) fail("model folder '{}': vocab.txt is missing (the WordPiece vocabulary)", dir);
   auto tok_cfg = read_json(d / "tokenizer_config.json", false);
-  auto tokenizer = text::WordPieceTokenizer::from_vocab_file(
-      (d / "vocab.txt").string(), tok_cfg.is_object() ? tok_cfg.value("do_lower_case", true) : true);
+  const bool lower_case = tok_cfg.is_object() ? tok_cfg.value("do_lower_case", true) : true;
+  auto tokenizer = fs::exists(d / "vocab.txt")
+                       ? text::WordPieceTokenizer::from_vocab_file((d / "vocab.txt").string(), lower_case)
+                       : text::WordPieceTokenizer::from_vocab_text(vocab_from_tokenizer_json(d, dir), lower_case,
+                                                                   (d / "tokenizer.json").string());
   if (int64_t(tokenizer.vocab_size()) != config.vocab_size)
     fail("model folder '{}': vocab.txt has {} tokens but config.json says vocab_size {}", dir, tokenizer.vocab_size(),
          config.vocab_size);

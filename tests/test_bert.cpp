@@ -2,10 +2,13 @@
 // (tests/make_minilm_golden.py), archive and safetensors round trips, and one-line errors on bad input.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
 #include "compress/base/error.h"
+#include "compress/io/safetensors.h"
 #include "models/bert.h"
 #include "test_util.h"
 
@@ -129,6 +132,9 @@ TEST(Bert, BadCheckpointsGiveOneLineErrorsNamingTheFile) {
 
   fs::path no_vocab = shadow_model("vocab");
   fs::remove(no_vocab / "vocab.txt");
+  // Without vocab.txt the vocabulary comes from tokenizer.json (what sentence-transformers 6 saves): the same ids.
+  EXPECT_EQ(models::load_hf_encoder(no_vocab.string()).tokenizer.vocab_text(), minilm().tokenizer.vocab_text());
+  fs::remove(no_vocab / "tokenizer.json");
   e = error_of([&] { models::load_hf_encoder(no_vocab.string()); });
   EXPECT_NE(e.find("vocab.txt is missing"), std::string::npos) << e;
 
@@ -143,25 +149,96 @@ TEST(Bert, BadCheckpointsGiveOneLineErrorsNamingTheFile) {
   for (const auto& p : {trunc, bad_cfg, no_vocab, d}) test::remove_tree(p);
 }
 
-TEST(Bert, PoolingOtherThanMeanAndNormalizeIsRefusedNotIgnored) {
+TEST(Bert, PoolingModesAndNormalizeAreHonouredAndKeptThroughArchivesAndExports) {
   REQUIRE_MINILM();
-  // A CLS-pooled model (BGE-style) would be silently mean-pooled by Joule's forward: refused instead.
-  fs::path cls = shadow_model("cls");
-  fs::create_directories(cls / "1_Pooling");
-  std::ofstream(cls / "1_Pooling" / "config.json")
-      << R"({"word_embedding_dimension": 384, "pooling_mode_cls_token": true, "pooling_mode_mean_tokens": false})";
-  std::string e = error_of([&] { models::load_hf_encoder(cls.string()); });
-  EXPECT_NE(e.find("pooling is 'cls_token'"), std::string::npos) << e;
-  EXPECT_NE(e.find("mean pooling only"), std::string::npos) << e;
-  std::ofstream(cls / "1_Pooling" / "config.json") << R"({"embedding_dimension": 384, "pooling_mode": "max"})";
-  EXPECT_NE(error_of([&] { models::load_hf_encoder(cls.string()); }).find("pooling is 'max'"), std::string::npos);
-  std::ofstream(cls / "1_Pooling" / "config.json") << R"({"embedding_dimension": 384, "pooling_mode": "mean"})";
-  EXPECT_EQ(error_of([&] { models::load_hf_encoder(cls.string()); }), "");  // the new spelling of mean pooling
+  const std::vector<std::string> texts = {"A man is playing a guitar.", "Two dogs run on the beach, and pad the other."};
+  // The last hidden states and mask, from the mean-pooled model: every mode pools these.
+  const auto& mean = minilm();
+  auto batch = mean.tokenizer.encode_batch(texts, 256);
+  at::Tensor ids = at::tensor(batch.ids, at::kLong).view({batch.rows, batch.cols});
+  at::Tensor mask = at::tensor(batch.mask, at::kLong).view({batch.rows, batch.cols});
+  torch::NoGradGuard no_grad;
+  torch::jit::Module mod = mean.module;
+  auto hidden = mod.run_method("forward_hidden", ids, mask).toTuple()->elements()[1].toTensorVector().back();
+  at::Tensor m = mask.unsqueeze(-1).to(at::kFloat);
+  at::Tensor mean_raw = (hidden * m).sum(1) / m.sum(1);
+  auto unit = [](const at::Tensor& x) { return x / x.norm(2, 1, true); };
 
-  // Without a Normalize module the model's embeddings are not unit vectors; Joule's always are.
-  fs::path raw = shadow_model("raw");
-  fs::remove(raw / "modules.json");
-  std::ofstream(raw / "modules.json") << R"([{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-      {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}])";
-  EXPECT_NE(error_of([&] { models::load_hf_encoder(raw.string()); }).find("no Normalize module"), std::string::npos);
+  fs::path d = shadow_model("pooling");
+  struct Case {
+    std::string config;
+    bool normalize;
+    at::Tensor expected;
+  };
+  const std::vector<Case> cases = {
+      {R"({"word_embedding_dimension": 384, "pooling_mode_cls_token": true, "pooling_mode_mean_tokens": false})", true,
+       unit(hidden.select(1, 0))},
+      {R"({"embedding_dimension": 384, "pooling_mode": "max"})", true,
+       unit(std::get<0>(hidden.masked_fill(m == 0, -INFINITY).max(1)))},
+      {R"({"embedding_dimension": 384, "pooling_mode": "mean_sqrt_len_tokens"})", false,
+       (hidden * m).sum(1) / m.sum(1).sqrt()},
+      {R"({"embedding_dimension": 384, "pooling_mode": "mean"})", false, mean_raw},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.config);
+    test::remove_tree(d / "1_Pooling");
+    fs::create_directories(d / "1_Pooling");
+    std::ofstream(d / "1_Pooling" / "config.json") << c.config;
+    fs::remove(d / "modules.json");
+    nlohmann::json modules = nlohmann::json::parse(test::slurp(fs::path(kModelDir) / "modules.json"));
+    if (!c.normalize) modules.erase(2);
+    std::ofstream(d / "modules.json") << modules.dump();
+    auto enc = models::load_hf_encoder(d.string());
+    EXPECT_EQ(enc.config.normalize, c.normalize);
+    at::Tensor e = enc.embed(texts);
+    EXPECT_LT((e - c.expected).abs().max().item<float>(), 1e-5);
+    EXPECT_GT((e - unit(mean_raw)).abs().max().item<float>(), c.normalize || c.config.find("sqrt") != std::string::npos ? 1e-3 : -1);
+    // A saved archive reopens with the same pooling; an export writes it back.
+    fs::path pt = d / "m.pt", hf = d / "hf";
+    save_model(enc.module, pt.string(), "", nullptr, nullptr, enc.archive_files());
+    auto again = models::load_encoder(pt.string());
+    EXPECT_EQ(again.config.pooling, enc.config.pooling);
+    EXPECT_TRUE(again.embed(texts).equal(e));
+    models::save_hf_encoder(again, again.module, hf.string());
+    auto exported = models::load_encoder(hf.string());
+    EXPECT_EQ(exported.config.pooling, enc.config.pooling);
+    EXPECT_EQ(exported.config.normalize, c.normalize);
+    EXPECT_TRUE(exported.embed(texts).equal(e));
+    auto pooling = nlohmann::json::parse(test::slurp(hf / "1_Pooling" / "config.json"));
+    EXPECT_EQ(pooling["pooling_mode_" + std::string(enc.config.pooling == "cls" ? "cls_token"
+                                                   : enc.config.pooling == "max" ? "max_tokens"
+                                                   : enc.config.pooling == "mean" ? "mean_tokens"
+                                                                                  : "mean_sqrt_len_tokens")],
+              true);
+    EXPECT_EQ(test::slurp(hf / "modules.json").find("Normalize") != std::string::npos, c.normalize);
+    test::remove_tree(hf);
+  }
+  // Modes Joule does not implement, and concatenations, are refused in one line naming the file.
+  for (const auto& [config, needle] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"pooling_mode": "weightedmean"})", "pooling is 'weightedmean'"},
+           {R"({"pooling_mode_lasttoken": true, "pooling_mode_mean_tokens": false})", "pooling is 'lasttoken'"},
+           {R"({"pooling_mode": ["cls", "mean"]})", "pooling is 'cls+mean'"}}) {
+    std::ofstream(d / "1_Pooling" / "config.json", std::ios::trunc) << config;
+    std::string e = error_of([&] { models::load_hf_encoder(d.string()); });
+    EXPECT_NE(e.find(needle), std::string::npos) << e;
+    EXPECT_NE(e.find("1_Pooling/config.json"), std::string::npos) << e;
+    EXPECT_EQ(e.find('\n'), std::string::npos) << e;
+  }
+  test::remove_tree(d);
+}
+
+TEST(Bert, PoolerWeightsAreKeptBitForBitAndOutsideThePasses) {
+  REQUIRE_MINILM();
+  const auto& enc = minilm();
+  std::map<std::string, at::Tensor> buffers;
+  for (const auto& b : enc.module.named_buffers(true)) buffers[b.name] = b.value;
+  st::File in = st::File::open((fs::path(kModelDir) / "model.safetensors").string());
+  for (const char* n : {"pooler.dense.weight", "pooler.dense.bias"}) {
+    ASSERT_TRUE(buffers.count(n)) << n;
+    const st::TensorView* t = in.find(n);
+    ASSERT_TRUE(t);
+    ASSERT_EQ(buffers[n].nbytes(), t->nbytes);
+    EXPECT_EQ(std::memcmp(buffers[n].data_ptr(), t->data, t->nbytes), 0) << n;
+  }
+  for (const auto& p : enc.module.named_parameters(true)) EXPECT_EQ(p.name.rfind("pooler.", 0), std::string::npos) << p.name;
 }
