@@ -1,7 +1,7 @@
 """A structurally pruned MiniLM exported by `joule run ... --export-hf` loads in transformers (AutoModel and
 AutoTokenizer from the exported folder alone) and in sentence-transformers (SentenceTransformer(folder), its
 modules.json pipeline: transformer, mean pooling, normalisation), and both give the embeddings `joule embed`
-gives for the same folder.
+gives for the same folder. The pooler weights are the input's, bit for bit; the tokenizer files are there.
 
 usage: check_hf_export.py JOULE_BIN MINILM_DIR RECIPE WORKDIR
 """
@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import torch
+from safetensors.torch import load_file
 from sentence_transformers import SentenceTransformer
 from transformers import AutoModel, AutoTokenizer
 
@@ -33,10 +34,20 @@ def main():
         original = json.load(f)["intermediate_size"]
     assert width < original, f"the recipe should narrow the feed-forward layers: {width} vs {original}"
 
+    # The pooler (not on the sentence-embedding path) is the input's, bit for bit, not re-initialised by transformers.
+    ref_sd, out_sd = load_file(os.path.join(model_dir, "model.safetensors")), load_file(os.path.join(hf, "model.safetensors"))
+    for k in ("pooler.dense.weight", "pooler.dense.bias"):
+        assert torch.equal(ref_sd[k], out_sd[k]), k
+    for f in ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json"):
+        assert os.path.exists(os.path.join(hf, f)), f"the export lacks {f}"
+
     model = AutoModel.from_pretrained(hf).eval()  # a size mismatch with config.json raises here
+    assert torch.equal(model.pooler.dense.weight.detach(), ref_sd["pooler.dense.weight"])
     assert model.config.intermediate_size == width
     assert model.encoder.layer[0].intermediate.dense.weight.shape[0] == width
     tok = AutoTokenizer.from_pretrained(hf)
+    ref_tok = AutoTokenizer.from_pretrained(model_dir)
+    assert tok(TEXTS)["input_ids"] == ref_tok(TEXTS)["input_ids"]
     batch = tok(TEXTS, padding=True, truncation=True, max_length=256, return_tensors="pt")
     with torch.no_grad():
         h = model(**batch).last_hidden_state
