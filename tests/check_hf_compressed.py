@@ -7,7 +7,8 @@ float activations: to float rounding; W8A8's activations are fake-quantized per 
 with STS-B dev at hand, sentence-transformers' Spearman on the export is within 0.05 (5 points x100) of Joule's own
 score of the .pt. A 2:4-packed model exports dense weights with its zeros and sparsity_config {dense, 2:4}, and
 matches `joule embed` to 1e-5. Joule reads each folder back into the same ops: its embeddings are bit-identical to
-the .pt's. The pooler weights are the input checkpoint's, bit for bit.
+the .pt's. The pooler weights are the input checkpoint's, bit for bit. Folders that compressed-tensors' own
+compressors write (W4 asymmetric and symmetric groups, W8A8) load in Joule and match transformers.
 
 usage: check_hf_compressed.py LIBJOULE_OPS JOULE_BIN MINILM_DIR WORKDIR [STSB_DEV_TSV]
 """
@@ -189,6 +190,62 @@ def check_sp24(joule, model_dir, work):
     assert err <= 1e-5, err
 
 
+def check_foreign(joule, model_dir, work):
+    """Folders written by compressed-tensors itself (its compressors, not Joule's export) load in Joule: W4 group
+    weights asymmetric and symmetric, whose float activations make `joule embed` match transformers' decompressed
+    model to float rounding, and W8 channel weights (codes kept in [-127, 127]) with token-dynamic inputs."""
+    from compressed_tensors.compressors import ModelCompressor
+    from compressed_tensors.quantization import QuantizationConfig, apply_quantization_config
+    from transformers import BertConfig, BertModel, BertTokenizer, CompressedTensorsConfig
+    for name, fmt, weights, acts in (
+            ("w4-asym", "pack-quantized", {"num_bits": 4, "type": "int", "symmetric": False, "strategy": "group",
+                                           "group_size": 32}, None),
+            ("w4-sym", "pack-quantized", {"num_bits": 4, "type": "int", "symmetric": True, "strategy": "group",
+                                          "group_size": 32}, None),
+            ("w8a8", "int-quantized", {"num_bits": 8, "type": "int", "symmetric": True, "strategy": "channel"},
+             {"num_bits": 8, "type": "int", "symmetric": True, "strategy": "token", "dynamic": True})):
+        torch.manual_seed(0)
+        model = BertModel(BertConfig(vocab_size=30522, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                     intermediate_size=128, max_position_embeddings=128)).eval()
+        group = {"targets": ["Linear"], "weights": weights, "input_activations": acts}
+        qc = QuantizationConfig.model_validate({"config_groups": {"group_0": group}, "format": fmt, "ignore": ["pooler.dense"]})
+        apply_quantization_config(model, qc)
+        with torch.no_grad():  # the scales an observer would choose, set directly
+            for _, mod in model.named_modules():
+                if not hasattr(mod, "weight_scale"):
+                    continue
+                w = mod.weight
+                if weights["num_bits"] == 8:
+                    mod.weight_scale.copy_(w.abs().amax(1, keepdim=True) / 127)
+                    continue
+                g = w.reshape(w.shape[0], -1, 32)
+                if weights["symmetric"]:
+                    mod.weight_scale.copy_(g.abs().amax(-1) / 7.5)
+                else:
+                    lo, hi = g.amin(-1).clamp(max=0), g.amax(-1).clamp(min=0)
+                    mod.weight_scale.copy_((hi - lo) / 15)
+                    mod.weight_zero_point.copy_((torch.round(-lo / mod.weight_scale) - 8).clamp(-8, 7).to(mod.weight_zero_point.dtype))
+        d = os.path.join(work, "foreign-" + name)
+        compressor = ModelCompressor.from_pretrained_model(model, fmt)
+        compressor.compress_model(model)
+        model.save_pretrained(d)
+        compressor.update_config(d)
+        BertTokenizer(os.path.join(model_dir, "vocab.txt"), do_lower_case=True).save_pretrained(d)
+
+        ours = joule_embed(joule, d, TEXTS, os.path.join(work, f"foreign-{name}.json"))
+        ref_model = AutoModel.from_pretrained(d, quantization_config=CompressedTensorsConfig(dequantize=True)).eval()
+        from transformers import AutoTokenizer
+        batch = AutoTokenizer.from_pretrained(d)(TEXTS, padding=True, return_tensors="pt")
+        with torch.no_grad():
+            h = ref_model(**batch).last_hidden_state
+        m = batch["attention_mask"].unsqueeze(-1).to(h.dtype)
+        ref = torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=1)
+        err = (ours - ref).abs().max().item()
+        # W8A8: Joule quantizes the activations per token, the reference (dequantized weights) does not.
+        print(f"foreign {name} ({fmt}, written by compressed-tensors): max |joule embed - transformers| = {err:.2e}")
+        assert err < (1e-5 if weights["num_bits"] == 4 else 1e-2), (name, err)
+
+
 def main():
     lib, joule, model_dir, work = sys.argv[1:5]
     dev = sys.argv[5] if len(sys.argv) > 5 and os.path.exists(sys.argv[5]) else None
@@ -199,6 +256,7 @@ def main():
     for scheme in ("w8a8", "w4"):
         check_quantized(lib, joule, model_dir, work, scheme, dev)
     check_sp24(joule, model_dir, work)
+    check_foreign(joule, model_dir, work)
 
 
 if __name__ == "__main__":
