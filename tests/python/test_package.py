@@ -15,9 +15,8 @@ from safetensors.torch import save_file
 import joule
 import joule.nn
 
-# The TorchScript profiling executor's fuser slows packed models down after ~10 calls (issue 12, part 4, being
-# fixed at its root); these tests call the TorchScript results only a few times, but keep it off to be safe.
-torch._C._jit_set_texpr_fuser_enabled(False)
+# LibTorch's default executor settings, as users have them (docs/EXECUTOR.md). Few reps: these tests check values,
+# not speed.
 FAST = dict(warmup=1, reps=3, measure_energy=False)
 
 
