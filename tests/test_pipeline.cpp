@@ -1,7 +1,10 @@
 // The middle layer without the CLI: option specs (validation, defaults, help, labels), the pass registry, recipe
 // parsing and validation, pipeline ordering with analysis-cache invalidation, and a whole compression job.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+#include <filesystem>
 #include <set>
 #include <string>
 #include <vector>
@@ -60,6 +63,26 @@ TEST(OptionSpec, DefaultsGivenAndTypedAccess) {
   EXPECT_EQ(v.object("plan").integer("steps"), 4);
   EXPECT_EQ(parse_options(toy_spec(), nlohmann::json::object()).object("plan").integer("steps"), 10);
   EXPECT_THROW(v.get("nonexistent"), std::logic_error);  // a pass asking for an undeclared option is a bug
+}
+
+TEST(RecipeGuard, HostileYamlIsRefusedInOneLineBeforeANodeIsBuilt) {
+  auto err = [](const std::string& text) { return error_of([&] { recipe_json(text, "r"); }); };
+  EXPECT_EQ(err("passes: &a [*a]\n"), "recipe 'r', line 1: YAML aliases (*name) are not accepted in recipes; write the value out");
+  // The billion-laughs shape: each level nine aliases of the one before.
+  std::string bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n";
+  for (char c = 'b'; c <= 'j'; ++c)
+    bomb += fmt::format("{0}: &{0} [*{1}, *{1}, *{1}, *{1}, *{1}, *{1}, *{1}, *{1}, *{1}]\n", c, char(c - 1));
+  EXPECT_EQ(err(bomb), "recipe 'r', line 2: YAML aliases (*name) are not accepted in recipes; write the value out");
+  EXPECT_EQ(err("passes:\n  - prune: {sparsity: 0.5, sparsity: 0.9}\n"), "recipe 'r', line 2: key 'sparsity' given twice");
+  EXPECT_EQ(err(std::string(40, '[') + std::string(40, ']')), "recipe 'r', line 1: nested deeper than 32 levels");
+  EXPECT_EQ(err("? [a, b]\n: 1\n"), "recipe 'r', line 1: a mapping key must be a plain value");
+  // Files: only regular ones, and small.
+  EXPECT_EQ(error_of([] { load_recipe("/dev/zero"); }), "recipe '/dev/zero': a character device, not a regular file");
+  std::filesystem::path fifo = std::filesystem::temp_directory_path() / ("joule_recipe_fifo_" + std::to_string(getpid()));
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_EQ(error_of([&] { load_recipe(fifo.string()); }), "recipe '" + fifo.string() + "': a FIFO, not a regular file");
+  std::filesystem::remove(fifo);
+  EXPECT_EQ(error_of([] { load_recipe("/nonexistent/r.yaml"); }), "recipe '/nonexistent/r.yaml': no such file");
 }
 
 TEST(OptionSpec, ChoicesMatchAnyCaseAndAliasesAndAreNormalised) {

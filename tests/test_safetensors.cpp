@@ -344,6 +344,10 @@ TEST_F(Safetensors, RejectsBadHeaders) {
        10, "tensors 'a' [0, 8] and 'c' [6, 8] overlap"},
       {"metadata not object", R"({"__metadata__": ["a"]})", 0, "__metadata__ is not a JSON object of strings"},
       {"metadata value", R"({"__metadata__": {"epoch": 3}})", 0, "__metadata__ value of 'epoch' is not a string: 3"},
+      // 70k levels deep: the error describes the value instead of dumping it (dump() recursed until the stack
+      // overflowed).
+      {"deep entry", "{\"a\": " + std::string(70000, '[') + std::string(70000, ']') + "}", 0,
+       "tensor 'a': entry is not a JSON object: an array of 1 item"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.what);

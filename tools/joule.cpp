@@ -2,9 +2,11 @@
 // --threads flag, and the one place that turns errors into "joule: error: ..." lines with a non-zero exit.
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
+#include <sched.h>
 #include <torch/version.h>
 
 #include "compress/base/error.h"
+#include "compress/io/model_io.h"
 #include "kernels/cpu/isa.h"
 #include "tools/cli.h"
 
@@ -20,6 +22,10 @@ int main(int argc, char** argv) {
                                                 cpu.avx512_vnni() ? "avx512-vnni" : cpu.avx2_fma() ? "avx2" : "scalar"));
   int threads = 0;
   app.add_option("--threads", threads, "intra-op threads for measurement (default: all cores)");
+  bool trust = false;
+  app.add_flag("--trust-model", trust,
+               "load TorchScript archives whose code calls ops that can reach files or other libraries "
+               "(refused by default: such code runs at load; docs/SECURITY.md)");
   app.fallthrough();  // global flags (--threads) are accepted after the subcommand too: joule quantize --threads 2 ...
 
   std::vector<cli::Command> commands = {cli::add_inspect(app)};
@@ -36,7 +42,12 @@ int main(int argc, char** argv) {
   // what a user loading the .pt gets; docs/EXECUTOR.md and tests/test_executor.cpp.
   try {
     if (threads < 0) fail("--threads must be positive");
+    cpu_set_t cpus;
+    const int cores = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : 1 << 16;
+    // More threads than cores only makes OpenMP's barriers spin against each other (docs/EXECUTOR.md).
+    if (threads > cores) fail("--threads {}: this process may run on {} core{}", threads, cores, cores == 1 ? "" : "s");
     if (threads > 0) at::set_num_threads(threads);
+    set_trust_models(trust);
     for (const auto& c : commands)
       if (c.app->parsed()) return c.run();
   } catch (const joule::Error& e) {

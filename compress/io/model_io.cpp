@@ -1,5 +1,7 @@
 #include "compress/io/model_io.h"
 
+#include <fmt/format.h>
+
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -7,6 +9,7 @@
 #include <sstream>
 
 #include "compress/base/error.h"
+#include "compress/io/archive_check.h"
 #include "compress/io/atomic_file.h"
 
 namespace joule {
@@ -20,25 +23,41 @@ const std::vector<std::string>& carried_extra_files() {
   return files;
 }
 
-// A zip archive starts with a local header and ends with an end-of-central-directory record within the
-// last 64 KiB + 22 bytes; a truncated download loses the latter first.
-static void check_zip(const std::string& path) {
+static bool g_trust_models = false;
+void set_trust_models(bool trust) { g_trust_models = trust; }
+bool trust_models() { return g_trust_models; }
+
+// The archive's zip structure and code, before LibTorch reads any of it (docs/SECURITY.md).
+static void check_archive_file(const std::string& path) {
   std::error_code ec;
   if (!fs::exists(path, ec)) fail("model '{}': no such file", path);
   if (!fs::is_regular_file(path, ec)) fail("model '{}': not a regular file", path);
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail("model '{}': cannot open ({})", path, std::strerror(errno));
-  auto size = static_cast<int64_t>(fs::file_size(path, ec));
-  char magic[4] = {};
-  f.read(magic, 4);
-  if (size < 22 || std::memcmp(magic, "PK\x03\x04", 4) != 0)
-    fail("model '{}': not a TorchScript archive (not a zip file; expected a model saved by torch.jit.save)", path);
-  int64_t tail = std::min<int64_t>(size, 65557);
-  std::string buf(tail, '\0');
-  f.seekg(size - tail);
-  f.read(buf.data(), tail);
-  if (buf.rfind(std::string("PK\x05\x06", 4)) == std::string::npos)
-    fail("model '{}': truncated or corrupt TorchScript archive (no zip end record; {} bytes)", path, size);
+  auto found = io::check_archive(path);
+  if (found.empty() || g_trust_models) return;
+  const auto& f = found.front();
+  fail("model '{}': its code calls {} in {}() ({}){}; an archive's code runs when it loads, so Joule refuses "
+       "ops that can reach files or other libraries: pass --trust-model if you trust where it came from, or "
+       "give the weights as safetensors / an HF folder", path, f.op, f.method.empty() ? "<class>" : f.method,
+       f.record, found.size() > 1 ? fmt::format(" and {} more such call{}", found.size() - 1, found.size() > 2 ? "s" : "") : "");
+}
+
+// A tensor whose sizes and strides reach past its storage (a zip record shorter than the pickle says) would be
+// read out of bounds by the first op that touches it.
+static void check_tensor_extents(const torch::jit::Module& m, const std::string& path) {
+  for (const auto& a : m.named_attributes(true)) {
+    if (!a.value.isTensor()) continue;
+    const at::Tensor& t = a.value.toTensor();
+    if (!t.defined() || !t.has_storage() || t.numel() == 0) continue;
+    int64_t extent = t.storage_offset();
+    for (int64_t d = 0; d < t.dim(); ++d) {
+      if (t.stride(d) < 0) fail("model '{}': tensor '{}' has a negative stride", path, a.name);
+      extent += (t.size(d) - 1) * t.stride(d);
+    }
+    const uint64_t need = uint64_t(extent + 1) * t.element_size();
+    if (need > t.storage().nbytes())
+      fail("model '{}': tensor '{}' needs {} bytes but its record holds {} (truncated or altered archive)", path,
+           a.name, need, t.storage().nbytes());
+  }
 }
 
 static nlohmann::json parse_extra(const std::string& path, const std::string& name, const std::string& text) {
@@ -51,7 +70,7 @@ static nlohmann::json parse_extra(const std::string& path, const std::string& na
 }
 
 LoadedModel load_model(const std::string& path) {
-  check_zip(path);
+  check_archive_file(path);
   torch::jit::ExtraFilesMap extra{{kWorkloadFile, ""}, {kProvenanceFile, ""}};
   for (const auto& f : carried_extra_files()) extra[f] = "";
   LoadedModel lm;
@@ -62,6 +81,7 @@ LoadedModel load_model(const std::string& path) {
   } catch (const std::exception& e) {
     fail("model '{}': cannot load TorchScript archive: {}", path, first_line(e.what()));
   }
+  check_tensor_extents(lm.module, path);
   lm.module.eval();
   lm.workload = parse_extra(path, kWorkloadFile, extra[kWorkloadFile]);
   lm.provenance = parse_extra(path, kProvenanceFile, extra[kProvenanceFile]);

@@ -21,8 +21,15 @@ struct LoadedModel {
 // Extra files Joule reads from and writes to archives besides workload and provenance.
 const std::vector<std::string>& carried_extra_files();
 
-// Checks the file (exists, zip archive, not truncated) before LibTorch sees it; the module is put in eval mode.
+// Checks the file before LibTorch sees it (compress/io/archive_check.h: the zip's structure, CRCs and size caps,
+// and its code against the side-effect-free op allowlist unless models are trusted), then that every tensor lies
+// inside its storage; the module is put in eval mode.
 LoadedModel load_model(const std::string& path);
+
+// Whether archives whose code calls ops outside the allowlist may load (the CLI's --trust-model). Process-wide:
+// it is the user's statement about where their model files come from. Off by default.
+void set_trust_models(bool trust);
+bool trust_models();
 
 // Writes OUT atomically and durably (compress/io/atomic_file.h). Refuses to overwrite `input_path`.
 void save_model(const torch::jit::Module& module, const std::string& out, const std::string& input_path,

@@ -59,8 +59,11 @@ template <typename... Args>
   fail("safetensors '{}': {}", path, fmt::format(f, std::forward<Args>(args)...));
 }
 
-// A JSON value for an error message, cut short: it comes from an untrusted header that may be huge.
+// A JSON value for an error message, cut short: it comes from an untrusted header that may be huge or nested
+// thousands deep, so containers are described, never dumped (dump() recurses).
 std::string brief(const json& j) {
+  if (j.is_object()) return fmt::format("an object of {} key{}", j.size(), j.size() == 1 ? "" : "s");
+  if (j.is_array()) return fmt::format("an array of {} item{}", j.size(), j.size() == 1 ? "" : "s");
   std::string s = j.dump();
   return s.size() > 40 ? s.substr(0, 40) + "..." : s;
 }

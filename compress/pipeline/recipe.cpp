@@ -1,11 +1,16 @@
 #include "compress/pipeline/recipe.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cstdlib>
 #include <filesystem>
+#include <set>
+#include <sstream>
+#include <vector>
 
 #include "compress/base/error.h"
+#include "compress/io/read_file.h"
 #include "compress/passes/registry.h"
 
 namespace joule {
@@ -79,9 +84,71 @@ Recipe parse_recipe(const nlohmann::json& doc, const std::string& where, const s
   return r;
 }
 
+namespace {
+
+// A first pass over the parser's events, before any node is built: a recipe is a small tree, so aliases (which
+// make self-referencing nodes and alias bombs), nesting deeper than 32, more than 100k nodes, keys that are not
+// scalars and keys given twice (YAML keeps one silently) are errors naming the line.
+class RecipeGuard : public YAML::EventHandler {
+ public:
+  explicit RecipeGuard(std::string where) : where_(std::move(where)) {}
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& m, YAML::anchor_t) override { value(m, ""); }
+  void OnAlias(const YAML::Mark& m, YAML::anchor_t) override {
+    fail("recipe '{}', line {}: YAML aliases (*name) are not accepted in recipes; write the value out", where_, m.line + 1);
+  }
+  void OnScalar(const YAML::Mark& m, const std::string&, YAML::anchor_t, const std::string& v) override { value(m, v); }
+  void OnSequenceStart(const YAML::Mark& m, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    open(m, false);
+  }
+  void OnSequenceEnd() override { stack_.pop_back(); }
+  void OnMapStart(const YAML::Mark& m, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    open(m, true);
+  }
+  void OnMapEnd() override { stack_.pop_back(); }
+
+ private:
+  struct Level {
+    bool map;
+    bool expect_key = true;
+    std::set<std::string> keys;
+  };
+  void count(const YAML::Mark& m) {
+    if (++nodes_ > 100000) fail("recipe '{}', line {}: more than 100000 values", where_, m.line + 1);
+  }
+  // A key position in a map must hold a scalar; the value position toggles back.
+  bool at_key() const { return !stack_.empty() && stack_.back().map && stack_.back().expect_key; }
+  void value(const YAML::Mark& m, const std::string& v) {
+    count(m);
+    if (at_key() && !stack_.back().keys.insert(v).second)
+      fail("recipe '{}', line {}: key '{}' given twice", where_, m.line + 1, v);
+    toggle();
+  }
+  void open(const YAML::Mark& m, bool map) {
+    count(m);
+    if (at_key()) fail("recipe '{}', line {}: a mapping key must be a plain value", where_, m.line + 1);
+    toggle();
+    if (stack_.size() >= 32) fail("recipe '{}', line {}: nested deeper than 32 levels", where_, m.line + 1);
+    stack_.push_back({map});
+  }
+  void toggle() {
+    if (!stack_.empty() && stack_.back().map) stack_.back().expect_key = !stack_.back().expect_key;
+  }
+  std::string where_;
+  std::vector<Level> stack_;
+  size_t nodes_ = 0;
+};
+
+}  // namespace
+
 nlohmann::json recipe_json(const std::string& text, const std::string& where) {
   YAML::Node root;
   try {
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    RecipeGuard guard(where);
+    while (parser.HandleNextDocument(guard)) {}
     root = YAML::Load(text);  // YAML is a superset of JSON: both recipe forms parse here
   } catch (const YAML::Exception& e) {
     fail("recipe '{}': not valid YAML/JSON: {}", where, e.what());
@@ -90,15 +157,9 @@ nlohmann::json recipe_json(const std::string& text, const std::string& where) {
 }
 
 Recipe load_recipe(const std::string& path) {
-  if (!std::filesystem::exists(path)) fail("recipe '{}': no such file", path);
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::Exception& e) {
-    fail("recipe '{}': not valid YAML/JSON: {}", path, e.what());
-  }
+  const std::string text = io::read_regular_file(path, 1 << 20, "recipe");
   std::string base = std::filesystem::path(path).parent_path().string();
-  return parse_recipe(to_json(root), path, base.empty() ? "." : base);
+  return parse_recipe(recipe_json(text, path), path, base.empty() ? "." : base);
 }
 
 }  // namespace joule

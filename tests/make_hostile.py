@@ -1,0 +1,129 @@
+"""Hostile TorchScript archives for tests/test_security.cpp, one per class of attack on the archive reader
+(docs/SECURITY.md). Each is made the way an attacker would: a real torch.jit.save archive, then its zip records
+edited (code rewritten, bytes flipped, records cut) with Python's zipfile.
+
+usage: make_hostile.py OUTDIR
+"""
+import os
+import struct
+import sys
+import zipfile
+from typing import Tuple
+
+import torch
+
+
+class Reader(torch.nn.Module):
+    """Reads a file when loaded (__setstate__) and adds its bytes to the output: data exfiltration."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+        self.buf = torch.zeros(4)
+
+    def forward(self, x):
+        return x + self.buf
+
+    @torch.jit.export
+    def __getstate__(self) -> Tuple[str, bool]:
+        return (self.path, self.training)
+
+    @torch.jit.export
+    def __setstate__(self, state: Tuple[str, bool]) -> None:
+        self.path = state[0]
+        self.training = state[1]
+        self.buf = torch.from_file(self.path, False, 4, dtype=torch.float32)
+
+
+class Looper(torch.nn.Module):
+    """Never finishes loading: __setstate__ loops."""
+
+    def __init__(self):
+        super().__init__()
+        self.n = 1
+
+    def forward(self, x):
+        return x * 2
+
+    @torch.jit.export
+    def __getstate__(self) -> Tuple[int, bool]:
+        return (self.n, self.training)
+
+    @torch.jit.export
+    def __setstate__(self, state: Tuple[int, bool]) -> None:
+        self.n = state[0]
+        self.training = state[1]
+        while self.n > 0:
+            self.n = self.n + 1
+
+
+class Plain(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(64, 64)
+
+    def forward(self, x):
+        return torch.relu(self.lin(x))
+
+
+def rewrite(src, dst, edit):
+    """Copies archive `src` to `dst`, passing each record's name and bytes through edit(name, data) -> data."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            data = edit(info.filename, zin.read(info.filename))
+            if data is not None:
+                zout.writestr(info, data)
+
+
+def main():
+    out = sys.argv[1]
+    os.makedirs(out, exist_ok=True)
+    victim = os.path.join(out, "victim.bin")
+    with open(victim, "wb") as f:
+        f.write(torch.arange(4, dtype=torch.float32).numpy().tobytes())
+    torch.jit.script(Reader(victim)).save(os.path.join(out, "reads_a_file.pt"))
+    torch.jit.script(Looper()).save(os.path.join(out, "loops_at_load.pt"))
+    plain = os.path.join(out, "plain.pt")
+    torch.jit.script(Plain()).save(plain)
+
+    def custom_op(name, data):  # an op of another library loaded in the process
+        return data.replace(b"torch.relu(", b"ops.debugprims.load_tensor(") if name.endswith("code/__torch__.py") else data
+    rewrite(plain, os.path.join(out, "foreign_op.pt"), custom_op)
+
+    def save_op(name, data):  # aten::save writes a file
+        return data.replace(b"torch.relu(", b"torch.save(") if name.endswith("code/__torch__.py") else data
+    rewrite(plain, os.path.join(out, "saves_a_file.pt"), save_op)
+
+    def in_string(name, data):  # the words in a string literal or comment are not a call
+        if name.endswith("code/__torch__.py"):
+            return data.replace(b"    return torch.relu(", b"    # torch.save(x) would be refused\n    return torch.relu(")
+        return data
+    rewrite(plain, os.path.join(out, "mentions_save_in_a_comment.pt"), in_string)
+
+    # Stored tensor bytes changed after the CRC was written: zipfile writes the CRC of what it is given, so the
+    # byte is flipped in the finished file, inside the weight record's data.
+    blob = bytearray(open(plain, "rb").read())
+    with zipfile.ZipFile(plain) as z:
+        weight = next(i for i in z.infolist() if "/data/" in i.filename and i.file_size >= 64 * 64 * 4)
+    name_len, extra_len = struct.unpack("<HH", blob[weight.header_offset + 26:weight.header_offset + 30])
+    blob[weight.header_offset + 30 + name_len + extra_len + 100] ^= 0xFF
+    open(os.path.join(out, "crc_mismatch.pt"), "wb").write(bytes(blob))
+
+    def short_weight(name, data):  # the weight's record holds fewer bytes than the pickle's tensor needs
+        return data[: len(data) // 2] if "/data/" in name and len(data) >= 64 * 64 * 4 else data
+    rewrite(plain, os.path.join(out, "short_record.pt"), short_weight)
+
+    # A zip bomb's header: the code record's directory entry claims 2 GiB from a few hundred deflated bytes.
+    blob = bytearray(open(plain, "rb").read())
+    pos = 0
+    while True:
+        pos = blob.index(b"PK\x01\x02", pos)
+        n = struct.unpack("<H", blob[pos + 28:pos + 30])[0]
+        if blob[pos + 46:pos + 46 + n].endswith(b"code/__torch__.py"):
+            break
+        pos += 4
+    blob[pos + 24:pos + 28] = struct.pack("<I", 0x7FFFFFFF)
+    open(os.path.join(out, "bomb_header.pt"), "wb").write(bytes(blob))
+
+if __name__ == "__main__":
+    main()
