@@ -12,7 +12,11 @@ import os
 
 import torch
 
-from . import _build
+try:
+    from . import _build
+except ImportError:  # python/joule itself, not the package the build stages or pip installs
+    raise ImportError(f"joule: {os.path.dirname(__file__)} is the source folder, without the extension; "
+                      "pip install the repository, or use the build's PYTHONPATH=build/python") from None
 
 __version__ = "0.1.0"
 
