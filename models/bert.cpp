@@ -1,27 +1,26 @@
-// BERT encoder as TorchScript, built in C++ from HF weights. Module and parameter names follow HF's
-// BertModel so paths, globs and safetensors exports line up: embeddings.{word,position,token_type}_embeddings,
-// embeddings.LayerNorm, encoder.layer.N.{attention.self.{query,key,value}, attention.output.{dense,LayerNorm},
-// intermediate.dense, output.{dense,LayerNorm}}. Attention runs through aten::scaled_dot_product_attention
-// with an additive mask; GELU is the exact (erf) form HF's "gelu" means. Each layer's widths are taken
-// from its weights, so structurally pruned models rebuild without a per-layer config.
+// BERT encoder as TorchScript, built in C++ from HF weights, and its HF export (docs/EXPORT.md). Module and
+// parameter names follow HF's BertModel so paths, globs and safetensors exports line up:
+// embeddings.{word,position,token_type}_embeddings, embeddings.LayerNorm, encoder.layer.N.{attention.self.{query,
+// key,value}, attention.output.{dense,LayerNorm}, intermediate.dense, output.{dense,LayerNorm}}. Attention runs
+// through aten::scaled_dot_product_attention with an additive mask; GELU is the exact (erf) form HF's "gelu"
+// means. Each layer's widths are taken from its weights, so structurally pruned models rebuild without a
+// per-layer config.
 #include "models/bert.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
 #include <set>
 #include <sstream>
-
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
 
 #include "compress/base/error.h"
 #include "compress/io/model_io.h"

@@ -327,7 +327,7 @@ CompressedLinears read_compressed_linears(const nlohmann::json& hf_config, std::
            "inputs; pack-quantized int4 group weights)", origin, mod, format, ct::describe(w), ct::describe(in),
            ct::describe(out));
     };
-    if (out.present || scheme->contains("weight_transform") ) refuse();
+    if (out.present) refuse();
     const std::string wname = mod + ".weight";
     if ((format == "int-quantized" || format == "naive-quantized") && w.bits == 8 && w.type == "int" && w.symmetric &&
         w.strategy == "channel" && in.present && in.bits == 8 && in.type == "int" && in.symmetric &&
