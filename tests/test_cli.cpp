@@ -1,6 +1,7 @@
 // The joule CLI end to end: the done-when command on a PyTorch model, recipes, and every bad-input case
 // (one-line error, non-zero exit, input untouched, no stray outputs).
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -166,6 +167,35 @@ TEST(Cli, ConventionsUsersBring) {
   EXPECT_EQ(j["energy_setup"]["grid"]["region"], "FR");
   expect_one_line_error(cli("quantize " + test::model_path("mlp") + " --scheme W4A4 -o " + (d / "x.pt").string()),
                         "unknown scheme \"W4A4\"");
+}
+
+TEST(Cli, OutputsNeverTouchInputsOrEachOther) {
+  fs::path d = scratch() / "outputs";
+  fs::create_directories(d);
+  const std::string mlp = test::model_path("mlp");
+  const std::string before = slurp(mlp);
+  const std::string common = " --reps 1 --warmup 0 --energy-windows 2";
+  // An export folder holding the input, two outputs on one path, the report over the input.
+  expect_one_line_error(cli("quantize " + mlp + " -o " + (d / "a.pt").string() + " --export-hf " + fs::path(mlp).parent_path().string() + common),
+                        "--export-hf '" + fs::path(mlp).parent_path().string() + "' contains the input model");
+  expect_one_line_error(cli("quantize " + mlp + " -o " + (d / "r.json").string() + " --report " + (d / "r.json").string() + common),
+                        "are the same path or one holds the other");
+  expect_one_line_error(cli("quantize " + mlp + " -o " + mlp + ".x --report " + mlp + common), "'" + mlp + "' is the input model");
+  // A FIFO as the output is refused, not replaced.
+  fs::path fifo = d / "fifo.pt";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  expect_one_line_error(cli("quantize " + mlp + " -o " + fifo.string() + common), "is a FIFO; Joule writes regular files only");
+  EXPECT_TRUE(fs::is_fifo(fifo));
+  EXPECT_EQ(slurp(mlp), before);
+  // A rewritten output keeps its mode; a killed run's temp file (its PID gone) is removed by the next write.
+  fs::path out = d / "kept.pt";
+  ASSERT_EQ(cli("quantize " + mlp + " -o " + out.string() + common).code, 0);
+  fs::permissions(out, fs::perms::owner_read | fs::perms::owner_write);
+  fs::path stale = d / ".kept.pt.tmp.2147483646.0";
+  std::ofstream(stale) << "left by kill -9";
+  ASSERT_EQ(cli("quantize " + mlp + " -o " + out.string() + common).code, 0);
+  EXPECT_EQ(fs::status(out).permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
+  EXPECT_FALSE(fs::exists(stale));
 }
 
 TEST(Cli, MiniLMRecipeReportsStsbPerPassAndBothExportsScoreTheSame) {

@@ -13,6 +13,7 @@
 #include <iostream>
 
 #include "compress/base/error.h"
+#include "compress/io/atomic_file.h"
 #include "compress/pipeline/job.h"
 #include "models/bert.h"
 #include "compress/train/distributed.h"
@@ -230,6 +231,20 @@ int compress_model(Pipeline pipeline, const std::string& model, const std::strin
     }
   } reap{children};
   if (models::is_hf_dir(out)) fail("output '{}' is a model folder; -o takes a .pt path (use --export-hf DIR)", out);
+  {
+    // Every file the run reads (the model, the recipe, the passes' data files) against every output.
+    std::vector<io::NamedPath> inputs = {{"input model", model}, {"recipe", recipe_path}, {"--stsb data", f.stsb}};
+    for (size_t i = 0; i < pipeline.size(); ++i) {
+      const Pass& p = pipeline.pass(i);
+      nlohmann::json opts = p.options();
+      for (const auto& o : p.spec().options)  // (checkpoint_dir and teacher_cache are the pass's own outputs)
+        if (o.path && o.name != "checkpoint_dir" && o.name != "teacher_cache" && opts.contains(o.name) &&
+            opts[o.name].is_string())
+          inputs.push_back({p.spec().name + " " + o.name, opts[o.name].get<std::string>()});
+    }
+    io::check_outputs(inputs, {{"output", out}, {"--export-hf", f.export_hf}, {"--report", f.report}, {"--plot", f.plot}},
+                      {"--export-hf"});
+  }
   check_output_path(out, model);
   if (!f.report.empty()) check_output_path(f.report, model);
   if (!f.plot.empty()) check_output_path(f.plot, model);

@@ -3,6 +3,7 @@
 
 #include <iostream>
 
+#include "compress/io/atomic_file.h"
 #include "models/bert.h"
 #include "tools/cli.h"
 
@@ -10,6 +11,7 @@ namespace joule::cli {
 namespace {
 
 int cmd_embed(const std::string& model, const std::vector<std::string>& texts, const std::string& out) {
+  io::check_outputs({{"model", model}}, {{"output", out}});
   models::SentenceEncoder enc = models::load_encoder(model);
   at::Tensor e = enc.embed(texts, 32, texts.size() > 64);
   nlohmann::json j = nlohmann::json::array();
