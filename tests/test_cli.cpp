@@ -7,8 +7,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
+#include "compress/io/model_io.h"
 #include "compress/ir/graph.h"
 #include "kernels/cpu/nm.h"
 #include "test_util.h"
@@ -196,6 +198,27 @@ TEST(Cli, OutputsNeverTouchInputsOrEachOther) {
   ASSERT_EQ(cli("quantize " + mlp + " -o " + out.string() + common).code, 0);
   EXPECT_EQ(fs::status(out).permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
   EXPECT_FALSE(fs::exists(stale));
+}
+
+TEST(Cli, NonFiniteWeightsAreRefusedNotHidden) {
+  fs::path d = scratch();
+  LoadedModel lm = load_model(test::model_path("mlp"));
+  std::string name;
+  {
+    torch::NoGradGuard g;
+    for (const auto& p : lm.module.named_parameters(true))
+      if (p.value.dim() == 2) {
+        p.value.view(-1)[3] = std::numeric_limits<float>::infinity();
+        name = p.name;
+        break;
+      }
+  }
+  ASSERT_FALSE(name.empty());
+  save_model(lm.module, (d / "inf.pt").string(), "", lm.workload, nullptr);
+  const std::string common = " -o " + (d / "x.pt").string() + " --reps 1 --warmup 0 --energy-windows 2";
+  expect_one_line_error(cli("prune " + (d / "inf.pt").string() + common), "prune: weight '" + name + "' has NaN or Inf");
+  expect_one_line_error(cli("quantize " + (d / "inf.pt").string() + common), "quantize: weight '" + name + "' has NaN or Inf");
+  EXPECT_FALSE(fs::exists(d / "x.pt"));
 }
 
 TEST(Cli, MiniLMRecipeReportsStsbPerPassAndBothExportsScoreTheSame) {

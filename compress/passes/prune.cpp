@@ -181,6 +181,11 @@ PassResult PrunePass::run(torch::jit::Module& m, Context& ctx) {
   torch::NoGradGuard no_grad;
   PassResult r;
   r.stats["target_sparsity"] = s;
+  // Magnitude ranks NaN arbitrarily and keeps Inf: a non-finite weight would come out silently wrong.
+  for (size_t i : targets)
+    if (!at::isfinite(get_tensor(m, a.ops[i].weight)).all().item<bool>())
+      fail("prune: weight '{}' has NaN or Inf values; Joule does not prune non-finite weights (exclude the layer "
+           "with --exclude, or repair the checkpoint)", a.ops[i].weight);
   const int64_t zero_before = zeros(m, a, targets);
 
   std::vector<PrunedLayer> pruned;

@@ -182,8 +182,16 @@ PassResult QuantizePass::run(torch::jit::Module& m, Context& ctx) {
   std::optional<Progress> bar;  // GPTQ takes seconds per large layer
   if (stats && opts_.method == QuantMethod::GPTQ) bar.emplace("gptq", static_cast<int64_t>(sites.size()));
   for (const LinearSite* s : sites) {
+    // NaN or Inf would be hidden by quantization (an Inf sets a scale that wipes its whole group): refuse.
+    if (!at::isfinite(get_tensor(m, s->weight)).all().item<bool>())
+      fail("quantize: weight '{}' has NaN or Inf values; Joule does not quantize non-finite weights (exclude the "
+           "layer with --exclude, or repair the checkpoint)", s->weight);
     nlohmann::json layer;
     packed.push_back(pack_weight(m, *s, stats, opts_, layer, r.warnings));
+    // Scales and smoothing factors come from calibration statistics too: NaN or Inf input data shows up here.
+    for (const auto& [arg, t] : packed.back().buffers)
+      if (at::isFloatingType(t.scalar_type()) && !at::isfinite(t).all().item<bool>())
+        fail("quantize: layer '{}': its {} is not finite (NaN or Inf in the calibration data?)", s->weight, arg);
     if (layer.contains("output_error_gptq"))
       err_rtn += layer["output_error_rtn"].get<double>(), err_gptq += layer["output_error_gptq"].get<double>();
     bytes_before += static_cast<int64_t>(get_tensor(m, s->weight).nbytes());
