@@ -21,8 +21,9 @@ Report run_job(CompressionJob& job) {
   for (size_t i = 0; i < job.passes.size() && !ctx.teacher; ++i)
     if (job.passes.pass(i).needs_teacher()) {
       // A copy, as passes before it change the model. Through the serializer rather than Module::deepcopy(): a
-      // deep-copied module shares its methods' graph executors with the original, which then runs ~35x slower
-      // (measured 893 vs 25 ms per MiniLM forward).
+      // deep copy keeps the original's class type, and the passes rewrite `forward` on the type, so the teacher
+      // would run the student's rewritten graph. (The "~35x slower" once blamed on it was CPU contention:
+      // docs/EXECUTOR.md.)
       std::stringstream buf;
       job.model.save(buf);
       ctx.teacher = torch::jit::load(buf);
