@@ -73,28 +73,39 @@ TEST(HfExport, QuantizedExportsReadBackIntoTheSameOpsBitForBit) {
   REQUIRE_MINILM_PACKAGE();
   fs::path d = dir("quantized");
   std::ofstream(d / "calib.txt") << "A man is playing a guitar.\nTwo dogs run on the beach.\nThe sky is blue today.\n";
+  std::ofstream(d / "mixed.yaml") << "passes:\n"
+                                    "  - quantize: {scheme: w8a8, include: [\"encoder.layer.*.intermediate.dense\"]}\n"
+                                    "  - quantize: {scheme: w4, group: 64}\n";
   struct Case {
-    std::string name, flags, format;
+    std::string name, command, format;
   };
-  for (const Case& c : {Case{"w8a8", "--scheme w8a8", "int-quantized"},
-                        Case{"w8a8-static", "--scheme w8a8 --act static --calib " + (d / "calib.txt").string(), "int-quantized"},
-                        Case{"w4", "--scheme w4 --group 64", "pack-quantized"}}) {
+  for (const Case& c : {Case{"w8a8", "quantize --scheme w8a8", "int-quantized"},
+                        Case{"w8a8-static", "quantize --scheme w8a8 --act static --calib " + (d / "calib.txt").string(), "int-quantized"},
+                        Case{"w4", "quantize --scheme w4 --group 64", "pack-quantized"},
+                        Case{"mixed", "run " + (d / "mixed.yaml").string(), "mixed-precision"}}) {
     SCOPED_TRACE(c.name);
     const fs::path pt = d / (c.name + ".pt"), hf = d / (c.name + "-hf");
-    auto r = cli("quantize " + c.flags + " " + kMiniLM + " -o " + pt.string() + " --export-hf " + hf.string() + kRun);
+    auto r = cli(c.command + " " + kMiniLM + " -o " + pt.string() + " --export-hf " + hf.string() + kRun);
     ASSERT_EQ(r.code, 0) << r.err;
     const nlohmann::json q = config_of(hf)["quantization_config"];
     EXPECT_EQ(q["quant_method"], "compressed-tensors");
     EXPECT_EQ(q["format"], c.format);
     EXPECT_EQ(q["quantization_status"], "compressed");
-    ASSERT_EQ(q["config_groups"].size(), 1u);
+    if (c.name == "mixed") {  // one group per scheme: the 6 feed-forward inputs in W8A8, the 30 others in W4
+      ASSERT_EQ(q["config_groups"].size(), 2u);
+      std::map<std::string, size_t> targets;
+      for (const auto& [k, g] : q["config_groups"].items()) targets[g["format"]] = g["targets"].size();
+      EXPECT_EQ(targets, (std::map<std::string, size_t>{{"int-quantized", 6}, {"pack-quantized", 30}}));
+    } else {
+      ASSERT_EQ(q["config_groups"].size(), 1u);
+      EXPECT_EQ(q["config_groups"]["group_0"]["targets"].size(), 36u);
+    }
     const nlohmann::json& g = q["config_groups"]["group_0"];
-    EXPECT_EQ(g["targets"].size(), 36u);
     if (c.name == "w4") {
       EXPECT_EQ(g["weights"]["group_size"], 64);
       EXPECT_EQ(g["weights"]["symmetric"], false);
       EXPECT_TRUE(g["input_activations"].is_null());
-    } else {
+    } else if (c.name != "mixed") {
       EXPECT_EQ(g["input_activations"]["dynamic"], c.name == "w8a8");
       EXPECT_EQ(g["input_activations"]["strategy"], c.name == "w8a8" ? "token" : "tensor");
     }
@@ -109,11 +120,12 @@ TEST(HfExport, QuantizedExportsReadBackIntoTheSameOpsBitForBit) {
       ASSERT_EQ(a->nbytes, b->nbytes);
       EXPECT_EQ(std::memcmp(a->data, b->data, a->nbytes), 0) << n;
     }
-    const std::string m = "encoder.layer.0.intermediate.dense";
-    if (c.name == "w4") {
-      EXPECT_EQ(find(out, m + ".weight_packed")->shape, (std::vector<int64_t>{1536, 384 / 8}));
-      EXPECT_EQ(find(out, m + ".weight_zero_point")->shape, (std::vector<int64_t>{1536 / 8, 384 / 64}));
-      EXPECT_EQ(find(out, m + ".weight_scale")->shape, (std::vector<int64_t>{1536, 384 / 64}));
+    const std::string m = c.name == "mixed" ? "encoder.layer.0.output.dense" : "encoder.layer.0.intermediate.dense";
+    const int64_t N = c.name == "mixed" ? 384 : 1536, K = c.name == "mixed" ? 1536 : 384;
+    if (c.name == "w4" || c.name == "mixed") {
+      EXPECT_EQ(find(out, m + ".weight_packed")->shape, (std::vector<int64_t>{N, K / 8}));
+      EXPECT_EQ(find(out, m + ".weight_zero_point")->shape, (std::vector<int64_t>{N / 8, K / 64}));
+      EXPECT_EQ(find(out, m + ".weight_scale")->shape, (std::vector<int64_t>{N, K / 64}));
       EXPECT_EQ(find(out, m + ".weight_shape")->dtype, st::DType::I64);
     } else {
       EXPECT_EQ(find(out, m + ".weight")->dtype, st::DType::I8);
