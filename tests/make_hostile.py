@@ -83,6 +83,11 @@ def main():
         f.write(torch.arange(4, dtype=torch.float32).numpy().tobytes())
     torch.jit.script(Reader(victim)).save(os.path.join(out, "reads_a_file.pt"))
     torch.jit.script(Looper()).save(os.path.join(out, "loops_at_load.pt"))
+    # Not TorchScript at all: what users bring by mistake.
+    lin = torch.nn.Linear(4, 4)
+    torch.save(lin.state_dict(), os.path.join(out, "state_dict.pt"))
+    torch.save(lin, os.path.join(out, "pickled_module.pt"))
+    torch.export.save(torch.export.export(lin, (torch.randn(1, 4),)), os.path.join(out, "exported.pt2"))
     plain = os.path.join(out, "plain.pt")
     torch.jit.script(Plain()).save(plain)
 

@@ -54,6 +54,14 @@ TEST(Security, LoadTimeLoopsForeignOpsAndFileWritesAreRefused) {
   EXPECT_EQ(r.code, 0) << r.err;
 }
 
+TEST(Security, OtherPyTorchFormatsAreNamedWithWhatToDo) {
+  for (const char* f : {"state_dict", "pickled_module"})
+    test::expect_one_line_error(test::cli(std::string("inspect ") + hostile(f)),
+                                "a torch.save file (a state dict or a pickled nn.Module), not TorchScript; script or trace");
+  test::expect_one_line_error(test::cli("inspect " + std::string(JOULE_TEST_MODELS) + "/hostile/exported.pt2"),
+                              "a torch.export program (.pt2), which C++ cannot load");
+}
+
 TEST(Security, BrokenZipsAreRefusedEvenWhenTrusted) {
   for (const char* trust : {"", "--trust-model "}) {
     SCOPED_TRACE(trust);

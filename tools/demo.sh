@@ -22,8 +22,9 @@ case "$which" in
       echo "note: no STS-B train split at ../shared/data/stsb: running recipes/minilm.yaml (no distillation)" >&2
       recipe=recipes/minilm.yaml
     fi
-    # The distilled student is quantized (joule:: ops), which an HF folder cannot hold; the no-training recipe exports one.
-    [ "$recipe" = recipes/minilm.yaml ] && extra+=(--export-hf build/demo/minilm-compressed-hf)
+    # The HF folder users deploy: quantized layers in compressed-tensors form (transformers, sentence-transformers,
+    # vLLM load it: docs/EXPORT.md).
+    extra+=(--export-hf build/demo/minilm-compressed-hf)
     build/bin/joule run "$recipe" "$model" -o build/demo/minilm.compressed.pt \
       --report build/demo/report.json --plot build/demo/report.svg \
       "${extra[@]}" "$@"

@@ -429,6 +429,20 @@ bool op_allowed(const std::string& op) {
 
 std::vector<ArchiveCode> check_archive(const std::string& path, const ArchiveLimits& limits) {
   Zip zip(path, limits);
+  // Other zip formats PyTorch writes, told apart so the error says what to do.
+  bool code = false, pt2 = false, pickle = false;
+  for (const auto& e : zip.entries()) {
+    code = code || e.name.find("/code/") != std::string::npos;
+    pt2 = pt2 || ends_with(e.name, "/archive_format") || ends_with(e.name, "/models/model.json");
+    pickle = pickle || ends_with(e.name, "/data.pkl");
+  }
+  if (pt2)
+    fail("model '{}': a torch.export program (.pt2), which C++ cannot load; Joule's C++ IR is TorchScript: in Python, "
+         "trace it (torch.jit.trace(torch.export.load(path).module(), example_inputs).save(...)) or pass the nn.Module "
+         "to joule.compress", path);
+  if (!code && pickle)
+    fail("model '{}': a torch.save file (a state dict or a pickled nn.Module), not TorchScript; script or trace the "
+         "model first (torch.jit.script(model).save(path)), or give its weights as safetensors / an HF folder", path);
   std::vector<ArchiveCode> found;
   // Every storage the pickles declare must be a record at least as large as its elements: LibTorch copies the
   // declared size out of the record.

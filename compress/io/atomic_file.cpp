@@ -182,7 +182,7 @@ void check_outputs(const std::vector<NamedPath>& inputs, const std::vector<Named
       const fs::path ri = resolved(in.path);
       const bool same = inside(ro, ri) || inside(ri, ro) || (fs::exists(o.path, ec) && fs::equivalent(o.path, in.path, ec));
       if (same)
-        fail("{} '{}' {} the {} '{}'; Joule never writes over or into its inputs", o.what, o.path,
+        fail("{} '{}' {} the {} '{}'; Joule never overwrites or writes into its inputs", o.what, o.path,
              ro == ri || fs::equivalent(o.path, in.path, ec) ? "is" : inside(ro, ri) ? "lies inside" : "contains",
              in.what, in.path);
     }
