@@ -48,6 +48,11 @@ def main():
     assert checked == cfg["num_hidden_layers"] * 6, (checked, cfg["num_hidden_layers"])
 
     st = SentenceTransformer(hf, device="cpu")
+    # sentence-transformers 6.2 calls the model's forward method directly, past the pre-hook that decompresses a
+    # compressed checkpoint ("self and mat2 must have the same dtype, but got Float and Char"): one module call
+    # first decompresses it (docs/EXPORT.md).
+    with torch.no_grad():
+        st[0].auto_model(input_ids=torch.tensor([[101, 102]]), attention_mask=torch.tensor([[1, 1]]))
     out = subprocess.run([joule, "embed", "--model", pt, *TEXTS], check=True, capture_output=True, text=True).stdout
     ours = torch.tensor([json.loads(line)["embedding"] for line in out.splitlines()])
     theirs = torch.from_numpy(st.encode(TEXTS))
