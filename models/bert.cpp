@@ -218,8 +218,9 @@ def forward(self, x, mask):
                        "    x = hs[-1]\n{}    return (e, hs)\n",
                        additive_mask, pool));
   m.eval();
-  // Round-trip through the serializer: a C++-defined module runs ~30x slower than the same module loaded
-  // back (measured: 928 ms vs 28 ms per MiniLM forward); the loaded one is what users get from a .pt anyway.
+  // Round-trip through the serializer, so the module is exactly what a user gets from the saved .pt (its own
+  // compilation unit, the serialized code). The "~30x slower" once measured for the C++-defined module was CPU
+  // contention (docs/EXECUTOR.md): with the cores free both run at the same speed.
   std::stringstream buf;
   m.save(buf);
   return torch::jit::load(buf);
