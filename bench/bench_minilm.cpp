@@ -5,6 +5,8 @@
 #include <ATen/Parallel.h>
 #include <benchmark/benchmark.h>
 
+#include "compress/base/allocator.h"
+
 #include "compress/passes/quantize.h"
 #include "models/bert.h"
 
@@ -39,4 +41,13 @@ BENCHMARK(BM_MiniLM)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
-BENCHMARK_MAIN();
+// Google Benchmark's main, after the CLI's malloc settings (compress/base/allocator.h), so that the timings are
+// the ones `joule` measures.
+int main(int argc, char** argv) {
+  joule::keep_freed_memory();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

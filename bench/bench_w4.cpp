@@ -4,6 +4,8 @@
 // shapes (M = 128 tokens) are compute-bound and use one weight set.
 //   ./joule_bench_w4 --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
+
+#include "compress/base/allocator.h"
 #include <omp.h>
 #include <torch/torch.h>
 
@@ -124,4 +126,13 @@ void w4_args(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_LinearFp32)->Apply(fp32_args)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_LinearW4)->Apply(w4_args)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
-BENCHMARK_MAIN();
+// Google Benchmark's main, after the CLI's malloc settings (compress/base/allocator.h), so that the timings are
+// the ones `joule` measures.
+int main(int argc, char** argv) {
+  joule::keep_freed_memory();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "kernels/formats/formats.h"
@@ -439,5 +440,125 @@ TEST(W8A8, StaticScaleQuantizesAndClampsByHand) {
     for (size_t i = 0; i < x.size(); ++i) EXPECT_EQ(q[i], want[i]) << "x=" << x[i] << " at " << i;
     f(x.data(), 1, int64_t(x.size()), q.data(), &s, k::ActQuant{two.data(), 0.5f});
     for (size_t i = 0; i < x.size(); ++i) EXPECT_EQ(q[i], want_smooth[i]) << "smoothed x=" << x[i] << " at " << i;
+  }
+}
+
+TEST(W8A8, PrepackedWeightsMatchReferenceBitExact) {
+  // pack_w8a8 once, then every GEMM entry point with the packed weights: the VNNI path then serves every M (one
+  // row up), reading the packed tiles in place of its per-call packing; outputs and int32 sums stay the reference's.
+  k::detail::use_vnni(true);
+  if (!k::detail::vnni_available()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU: pack_w8a8 returns nothing to test";
+  ThreadsGuard guard;
+  std::mt19937 rng(11);
+  struct Shape { int64_t M, K, N; };
+  std::vector<Shape> shapes;
+  for (int64_t M : kMs)
+    for (int64_t K : kKs)
+      for (int64_t N : kNs) shapes.push_back({M, K, N});
+  for (Shape s : {Shape{1, 4096, 515}, Shape{8, 1536, 384}, Shape{128, 384, 1536}, Shape{130, 1536, 77}})
+    shapes.push_back(s);
+  for (int t : kThreads) {
+    omp_set_num_threads(t);
+    for (Shape s : shapes) {
+      auto qw = random_q(rng, s.N, s.K, s.N > 2 ? 1 : -1);
+      const k::W8A8Packed packed = k::pack_w8a8(qw.data(), s.N, s.K);
+      ASSERT_EQ(packed.N, s.N);
+      ASSERT_EQ(packed.colsum.size(), size_t((s.N + 15) / 16 * 16));
+      auto x = random_x(rng, s.M, s.K, s.M > 2 ? 2 : -1);
+      auto qx = random_q(rng, s.M, s.K);
+      auto xs = random_f(rng, size_t(s.M), 1e-3f, 1.0f), ws = random_f(rng, size_t(s.N), 1e-3f, 1.0f);
+      auto bias = random_f(rng, size_t(s.N), -2.0f, 2.0f);
+      const std::string at = "M=" + std::to_string(s.M) + " K=" + std::to_string(s.K) + " N=" + std::to_string(s.N) +
+                             " threads=" + std::to_string(t);
+      std::vector<float> y(size_t(s.M * s.N), NAN), yr(y.size(), NAN);
+      k::linear_w8a8(x.data(), s.M, s.K, qw.data(), ws.data(), s.N, bias.data(), y.data(), {}, &packed);
+      k::linear_w8a8_ref(x.data(), s.M, s.K, qw.data(), ws.data(), s.N, bias.data(), yr.data());
+      ASSERT_TRUE(same_bits(y, yr)) << "linear " << at;
+      k::gemm_s8s8(qx.data(), xs.data(), s.M, s.K, qw.data(), ws.data(), s.N, nullptr, y.data(), &packed);
+      k::gemm_s8s8_ref(qx.data(), xs.data(), s.M, s.K, qw.data(), ws.data(), s.N, nullptr, yr.data());
+      ASSERT_TRUE(same_bits(y, yr)) << "gemm " << at;
+      std::vector<int32_t> acc(size_t(s.M * s.N));
+      k::detail::gemm_s8s8_s32(qx.data(), s.M, s.K, qw.data(), s.N, acc.data(), &packed);
+      auto want = s64_ref(qx.data(), s.M, s.K, qw.data(), s.N);
+      for (size_t i = 0; i < acc.size(); ++i) ASSERT_EQ(acc[i], want[i]) << "s32 " << at << " at " << i;
+    }
+  }
+  // Packed weights of another shape are not used (the call packs per tile as before), and with VNNI switched off
+  // they are ignored: the AVX2 path runs, still exact.
+  auto qw = random_q(rng, 64, 384);
+  const k::W8A8Packed packed = k::pack_w8a8(qw.data(), 64, 384);
+  auto qx = random_q(rng, 32, 384);
+  auto xs = random_f(rng, 32, 1e-3f, 1.0f), ws = random_f(rng, 64, 1e-3f, 1.0f);
+  std::vector<float> y(32 * 64), yr(y.size());
+  k::gemm_s8s8_ref(qx.data(), xs.data(), 32, 384, qw.data(), ws.data(), 64, nullptr, yr.data());
+  k::detail::use_vnni(false);
+  k::gemm_s8s8(qx.data(), xs.data(), 32, 384, qw.data(), ws.data(), 64, nullptr, y.data(), &packed);
+  k::detail::use_vnni(true);
+  EXPECT_TRUE(same_bits(y, yr));
+  auto qw2 = random_q(rng, 48, 384);
+  k::gemm_s8s8_ref(qx.data(), xs.data(), 32, 384, qw2.data(), ws.data(), 48, nullptr, yr.data());
+  y.assign(32 * 48, NAN);
+  yr.resize(y.size());
+  k::gemm_s8s8(qx.data(), xs.data(), 32, 384, qw2.data(), ws.data(), 48, nullptr, y.data(), &packed);
+  EXPECT_TRUE(same_bits(y, yr));
+}
+
+TEST(W8A8, NonFiniteActivationsAreDefinedAndEveryPathAgrees) {
+  // NaN and +-Inf in x (issue 14: the reference's float->int conversion was undefined for them and the fast path
+  // disagreed). By hand: a NaN is skipped by the row max and quantizes to 0; a row holding an Inf gets scale Inf
+  // and all-zero q; with a static scale, +-Inf clamps to +-127 and NaN gives 0.
+  ThreadsGuard guard;
+  const int64_t K = 40;  // 32 SIMD lanes + a scalar tail of 8: both code paths see each special value
+  std::vector<float> x(size_t(4 * K), 0.5f);
+  for (int64_t c : {3, 35}) x[c] = NAN;  // row 0: NaNs among 0.5s, in the SIMD part and the tail
+  x[0] = 2.0f;
+  x[K + 5] = INFINITY;                    // row 1: +Inf
+  x[2 * K + 37] = -INFINITY;              // row 2: -Inf in the tail
+  x[3 * K + 1] = NAN;                     // row 3: NaN and -Inf
+  x[3 * K + 2] = -INFINITY;
+  for (const float static_scale : {0.0f, 0.01f}) {
+    k::ActQuant aq;
+    aq.static_scale = static_scale;
+    std::vector<int8_t> q(x.size()), qr(x.size());
+    std::vector<float> sc(4), scr(4);
+    k::quantize_rows_s8(x.data(), 4, K, q.data(), sc.data(), aq);
+    k::quantize_rows_s8_ref(x.data(), 4, K, qr.data(), scr.data(), aq);
+    EXPECT_EQ(q, qr) << "static_scale=" << static_scale;
+    EXPECT_TRUE(same_bits(sc, scr)) << "static_scale=" << static_scale;
+    EXPECT_EQ(q[3], 0);
+    EXPECT_EQ(q[35], 0);
+    if (static_scale == 0) {
+      EXPECT_FLOAT_EQ(sc[0], 2.0f / 127);  // the NaNs did not make the scale NaN
+      EXPECT_EQ(q[0], 127);
+      EXPECT_TRUE(std::isinf(sc[1]) && std::isinf(sc[2]) && std::isinf(sc[3]));
+      for (int64_t i = K; i < 4 * K; ++i) ASSERT_EQ(q[i], 0) << i;
+    } else {
+      EXPECT_EQ(q[K + 5], 127);
+      EXPECT_EQ(q[2 * K + 37], -127);
+      EXPECT_EQ(q[3 * K + 1], 0);
+      EXPECT_EQ(q[3 * K + 2], -127);
+    }
+    // The whole op, every GEMM path: NaN where the reference has NaN, the same bits elsewhere.
+    std::mt19937 rng(5);
+    for (int64_t M : {int64_t(4), int64_t(20)}) {
+      std::vector<float> xm(size_t(M * K));
+      for (int64_t i = 0; i < M * K; ++i) xm[i] = x[i % (4 * K)];
+      auto qw = random_q(rng, 17, K);
+      auto ws = random_f(rng, 17, 1e-3f, 1.0f);
+      const k::W8A8Packed packed = k::pack_w8a8(qw.data(), 17, K);
+      std::vector<float> yr(size_t(M * 17));
+      k::linear_w8a8_ref(xm.data(), M, K, qw.data(), ws.data(), 17, nullptr, yr.data(), aq);
+      GemmPaths paths;
+      for (bool vnni : paths.vnni)
+        for (const k::W8A8Packed* p : {static_cast<const k::W8A8Packed*>(nullptr), &packed}) {
+          k::detail::use_vnni(vnni);
+          std::vector<float> y(yr.size());
+          k::linear_w8a8(xm.data(), M, K, qw.data(), ws.data(), 17, nullptr, y.data(), aq, p);
+          for (size_t i = 0; i < y.size(); ++i)
+            ASSERT_TRUE(std::isnan(yr[i]) ? std::isnan(y[i]) : std::memcmp(&y[i], &yr[i], 4) == 0)
+                << "M=" << M << " vnni=" << vnni << " packed=" << (p != nullptr) << " at " << i << ": " << y[i]
+                << " vs " << yr[i];
+        }
+    }
   }
 }

@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <torch/version.h>
 
+#include "compress/base/allocator.h"
 #include "compress/base/error.h"
 #include "compress/io/model_io.h"
 #include "kernels/cpu/isa.h"
@@ -12,6 +13,7 @@
 
 int main(int argc, char** argv) {
   using namespace joule;
+  keep_freed_memory();  // freed activations are reused, not refaulted, by the next forward (compress/base/allocator.h)
   CLI::App app{"joule: compress PyTorch models (TorchScript) and report size, speed, fidelity and energy per pass"};
   app.failure_message([](const CLI::App*, const CLI::Error& e) {
     return fmt::format("joule: error: {} (see --help)\n", e.what());

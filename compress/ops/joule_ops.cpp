@@ -12,6 +12,7 @@
 
 #include "compress/ops/binding.h"
 #include "compress/ops/ops.h"
+#include "compress/ops/pack_cache.h"
 #include "compress/ops/schema.h"
 #include "kernels/formats/formats.h"
 #include "kernels/cpu/sp24.h"
@@ -81,8 +82,11 @@ at::Tensor linear_w8a8_cpu(const at::Tensor& x, const at::Tensor& qweight, const
   }
   at::Tensor x2 = float_rows(x, K, "linear_w8a8");
   at::Tensor y = at::empty({x2.size(0), N}, x.options());
+  // The VNNI tiles of qweight, packed on its first call (empty where the CPU has no VNNI: the kernel then ignores it).
+  static PackCache<kernels::W8A8Packed> packs;
+  const auto packed = packs.get(qweight, [&] { return kernels::pack_w8a8(qweight.data_ptr<int8_t>(), N, K); });
   kernels::linear_w8a8(x2.data_ptr<float>(), x2.size(0), K, qweight.data_ptr<int8_t>(), w_scale.data_ptr<float>(), N,
-                       bias_ptr(bias, N, "linear_w8a8"), y.data_ptr<float>(), aq);
+                       bias_ptr(bias, N, "linear_w8a8"), y.data_ptr<float>(), aq, packed.get());
   return y.view(out_shape(x, N));
 }
 

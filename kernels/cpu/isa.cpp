@@ -54,9 +54,9 @@ const CpuFeatures& cpu_features() {
   return f;
 }
 
-W8A8Impl w8a8_gemm_impl(int64_t M, int64_t K) {
+W8A8Impl w8a8_gemm_impl(int64_t M, int64_t K, bool prepacked) {
   if (!cpu_features().avx2_fma() || K > kW8A8MaxK) return W8A8Impl::kReference;
-  if (M >= kW8A8VnniMinRows && w8a8_vnni_available()) return W8A8Impl::kAvx512Vnni;
+  if ((prepacked || M >= kW8A8VnniMinRows) && w8a8_vnni_available()) return W8A8Impl::kAvx512Vnni;
   return W8A8Impl::kAvx2;
 }
 

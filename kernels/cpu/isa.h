@@ -37,7 +37,7 @@ const CpuFeatures& cpu_hardware();
 const CpuFeatures& cpu_features();
 
 // ---- dispatch thresholds (measured on the project machine; the kernel files explain each) -------------------
-constexpr int64_t kW8A8VnniMinRows = 16;  // the VNNI GEMM repacks its weights per call: worth it from 16 rows
+constexpr int64_t kW8A8VnniMinRows = 16;  // the VNNI GEMM repacking weights per call: worth it from 16 rows
 constexpr int64_t kW4GemvMaxM = 4;        // from M = 5 the W4 panel GEMM beats the GEMV (K = N = 4096)
 constexpr int64_t kW4GemvMinGroup = 16;   // the W4 GEMV reads 16-weight chunks that never straddle a group
 constexpr int64_t kSp24TileMinRows = 4;   // below this many rows of x, SP24 runs its one-row tiles
@@ -46,10 +46,11 @@ constexpr int64_t kSp24TileMinRows = 4;   // below this many rows of x, SP24 run
 
 // W8A8 GEMM (gemm_s8s8, linear_w8a8, detail::gemm_s8s8_s32) for M rows of x and K input features:
 //   kReference   no AVX2+FMA, or K > kW8A8MaxK (int32 sums could overflow; the reference sums in int64)
-//   kAvx512Vnni  M >= kW8A8VnniMinRows on a CPU with AVX-512 VNNI, unless set_w8a8_vnni(false)
+//   kAvx512Vnni  M >= kW8A8VnniMinRows (any M with prepacked weights, W8A8Packed) on a CPU with AVX-512 VNNI,
+//                unless set_w8a8_vnni(false)
 //   kAvx2        otherwise
 enum class W8A8Impl { kReference, kAvx2, kAvx512Vnni };
-W8A8Impl w8a8_gemm_impl(int64_t M, int64_t K);
+W8A8Impl w8a8_gemm_impl(int64_t M, int64_t K, bool prepacked = false);
 // quantize_rows_s8: kAvx2 with AVX2+FMA, else kReference (any K).
 W8A8Impl w8a8_quantize_impl();
 // The test switch behind detail::use_vnni / detail::vnni_available (kernels/cpu/w8a8.h): whether the VNNI GEMM

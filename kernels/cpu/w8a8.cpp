@@ -58,8 +58,11 @@ constexpr float kMinAmax = static_cast<float>(kW8Max) / std::numeric_limits<floa
 inline float scale_of(float amax) { return amax >= kMinAmax ? amax / static_cast<float>(kW8Max) : 1.0f; }
 inline float inv_scale_of(float amax) { return amax >= kMinAmax ? static_cast<float>(kW8Max) / amax : 0.0f; }
 
-// v = x * inv_scale; std::round is round half away from zero. The clamp is a guard: |v| <= 127 (1 + 2^-23)^2.
+// v = x * inv_scale; std::round is round half away from zero. The clamp is a guard: |v| <= 127 (1 + 2^-23)^2,
+// and makes +-Inf +-127. NaN (a NaN in x, or Inf x 0 when a row holds an Inf) quantizes to 0: converting it to an
+// integer would be undefined; the AVX2 path masks it to 0 the same way (kernels/cpu/w8a8.h).
 inline int8_t quantize_one(float v) {
+  if (std::isnan(v)) return 0;
   float r = std::round(v);
   r = std::min(std::max(r, -static_cast<float>(kW8Max)), static_cast<float>(kW8Max));
   return static_cast<int8_t>(static_cast<int>(r));
@@ -104,7 +107,9 @@ JOULE_AVX2 inline __m256i round_away_epi32(__m256 v) {
 // round_away_epi32 in its range when a static scale is smaller than the row's max.
 JOULE_AVX2 inline __m256i quantize8_avx2(const float* x, __m256 vinv) {
   const __m256 hi = _mm256_set1_ps(float(kW8Max)), lo = _mm256_set1_ps(-float(kW8Max));
-  return round_away_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(_mm256_loadu_ps(x), vinv), lo), hi));
+  __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x), vinv);
+  v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));  // NaN -> 0, as quantize_one
+  return round_away_epi32(_mm256_min_ps(_mm256_max_ps(v, lo), hi));
 }
 
 template <class T>
@@ -134,12 +139,14 @@ JOULE_AVX2 float amax_avx2(const float* x, int64_t n) {
   __m256 m0 = _mm256_setzero_ps(), m1 = m0, m2 = m0, m3 = m0;
   int64_t c = 0;
   for (; c + 32 <= n; c += 32) {
-    m0 = _mm256_max_ps(m0, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + c)));
-    m1 = _mm256_max_ps(m1, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + c + 8)));
-    m2 = _mm256_max_ps(m2, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + c + 16)));
-    m3 = _mm256_max_ps(m3, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + c + 24)));
+    // maxps returns its second operand when either is NaN: the running max goes second, so a NaN in x is
+    // skipped, as std::max(amax, NaN) skips it in the reference.
+    m0 = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + c)), m0);
+    m1 = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + c + 8)), m1);
+    m2 = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + c + 16)), m2);
+    m3 = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + c + 24)), m3);
   }
-  for (; c + 8 <= n; c += 8) m0 = _mm256_max_ps(m0, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + c)));
+  for (; c + 8 <= n; c += 8) m0 = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + c)), m0);
   float amax = hmax8(_mm256_max_ps(_mm256_max_ps(m0, m1), _mm256_max_ps(m2, m3)));
   for (; c < n; ++c) amax = std::max(amax, std::fabs(x[c]));  // max is exact: any order gives the same value
   return amax;
@@ -396,7 +403,7 @@ struct Plan {
   bool parallel;
 };
 
-Plan plan(int64_t M, int64_t K, int64_t N) {
+Plan plan(int64_t M, int64_t K, int64_t N, int64_t col_group) {
   Plan p{};
   p.parallel = M * N * K >= kParallelMinWork && omp_get_max_threads() > 1 && !omp_in_parallel();
   const int64_t threads = p.parallel ? omp_get_max_threads() : 1;
@@ -406,9 +413,11 @@ Plan plan(int64_t M, int64_t K, int64_t N) {
   constexpr int64_t kL2Weights = 384 << 10;
   int64_t n_tiles = (N * K + kL2Weights - 1) / kL2Weights;
   n_tiles = (n_tiles + threads - 1) / threads * threads;
-  n_tiles = std::max<int64_t>(std::min(n_tiles, (N + 7) / 8), 1);
+  n_tiles = std::max<int64_t>(std::min(n_tiles, (N + col_group - 1) / col_group), 1);
   p.nb = (N + n_tiles - 1) / n_tiles;
-  p.nb = (p.nb + 7) & ~int64_t(7);  // whole 8-column groups (GEMV kernel) and column pairs
+  // whole column groups: 8 for the AVX2 GEMV kernel and column pairs, 16 for the VNNI vectors (a tile of
+  // prepacked weights then starts at a packed vector)
+  p.nb = (p.nb + col_group - 1) / col_group * col_group;
   p.n_tiles = (N + p.nb - 1) / p.nb;
   p.m_tiles = 1;
   if (p.n_tiles < threads) p.m_tiles = std::min((threads + p.n_tiles - 1) / p.n_tiles, (M + 5) / 6);
@@ -429,7 +438,7 @@ thread_local Scratch q_scratch;                // one int8 x row per worker thre
 template <class T, class Prep, class Tile>
 void run_tiled(int64_t M, int64_t K, int64_t N, int64_t row_len, const Prep& prep, const Tile& tile) {
   T* rows = xw_scratch.get<T>(size_t(M) * size_t(row_len));
-  const Plan p = plan(M, K, N);
+  const Plan p = plan(M, K, N, sizeof(T) == 1 ? 16 : 8);
 #pragma omp parallel if (p.parallel)
   {
 #pragma omp for schedule(static)
@@ -591,24 +600,44 @@ JOULE_VNNI void rows_vnni(const uint8_t* xu, int64_t K4, const int8_t* pw, const
 
 thread_local Scratch pw_scratch, colsum_scratch;  // one packed column tile per worker thread
 
-// VNNI: x rows offset to unsigned bytes, padded to a multiple of 4; each task packs its column tile.
+// VNNI: x rows offset to unsigned bytes, padded to a multiple of 4. Each task packs its column tile, or reads it
+// from `packed` (the whole matrix packed once: pack_w8a8); tiles start at multiples of 16 columns (plan), so a
+// tile's part of the packed matrix is the same bytes pack_vnni would make for it.
 template <class Prep, class Out>
-void run_vnni(int64_t M, int64_t K, const int8_t* qw, int64_t N, const Prep& prep, const Out& out) {
+void run_vnni(int64_t M, int64_t K, const int8_t* qw, int64_t N, const W8A8Packed* packed, const Prep& prep,
+              const Out& out) {
   const int64_t K4 = (K + 3) & ~int64_t(3);
   run_tiled<uint8_t>(M, K, N, K4, prep, [&](const uint8_t* xu, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-    const int64_t ncols = (n1 - n0 + 15) / 16 * 16;
-    int8_t* pw = pw_scratch.get<int8_t>(size_t(ncols * K4));
-    int32_t* colsum = colsum_scratch.get<int32_t>(size_t(ncols));
-    pack_vnni(qw, K, K4, n0, n1, pw, colsum);
-    int64_t m = m0;
-    for (; m + 6 <= m1; m += 6) rows_vnni<6>(xu + m * K4, K4, pw, colsum, m, n0, n1, N, out);
-    switch (m1 - m) {
-      case 5: rows_vnni<5>(xu + m * K4, K4, pw, colsum, m, n0, n1, N, out); break;
-      case 4: rows_vnni<4>(xu + m * K4, K4, pw, colsum, m, n0, n1, N, out); break;
-      case 3: rows_vnni<3>(xu + m * K4, K4, pw, colsum, m, n0, n1, N, out); break;
-      case 2: rows_vnni<2>(xu + m * K4, K4, pw, colsum, m, n0, n1, N, out); break;
-      case 1: rows_vnni<1>(xu + m * K4, K4, pw, colsum, m, n0, n1, N, out); break;
-      default: break;
+    const int8_t* pw;
+    const int32_t* colsum;
+    if (packed) {
+      pw = packed->w.data() + n0 * K4;
+      colsum = packed->colsum.data() + n0;
+    } else {
+      const int64_t ncols = (n1 - n0 + 15) / 16 * 16;
+      int8_t* p = pw_scratch.get<int8_t>(size_t(ncols * K4));
+      int32_t* cs = colsum_scratch.get<int32_t>(size_t(ncols));
+      pack_vnni(qw, K, K4, n0, n1, p, cs);
+      pw = p;
+      colsum = cs;
+    }
+    // 64 columns at a time, every row group of the tile against them: that chunk's packed weights (64 x K4
+    // bytes: 24 KiB at K = 384) stay in L1 while the x rows stream past, instead of the whole tile's weights
+    // being fetched from L2 again for each group of 6 rows.
+    for (int64_t c0 = n0; c0 < n1; c0 += 64) {
+      const int64_t c1 = std::min(n1, c0 + 64);
+      const int8_t* pc = pw + (c0 - n0) * K4;
+      const int32_t* cs = colsum + (c0 - n0);
+      int64_t m = m0;
+      for (; m + 6 <= m1; m += 6) rows_vnni<6>(xu + m * K4, K4, pc, cs, m, c0, c1, N, out);
+      switch (m1 - m) {
+        case 5: rows_vnni<5>(xu + m * K4, K4, pc, cs, m, c0, c1, N, out); break;
+        case 4: rows_vnni<4>(xu + m * K4, K4, pc, cs, m, c0, c1, N, out); break;
+        case 3: rows_vnni<3>(xu + m * K4, K4, pc, cs, m, c0, c1, N, out); break;
+        case 2: rows_vnni<2>(xu + m * K4, K4, pc, cs, m, c0, c1, N, out); break;
+        case 1: rows_vnni<1>(xu + m * K4, K4, pc, cs, m, c0, c1, N, out); break;
+        default: break;
+      }
     }
   });
 }
@@ -627,9 +656,10 @@ JOULE_AVX2 void offset_row(const int8_t* q, int64_t K, int64_t K4, uint8_t* xu) 
 // The VNNI path fed with int8 rows: prep8(m, q) writes row m's int8 values (quantized, or copied), then they are
 // offset into the unsigned layout.
 template <class Prep8, class Out>
-void run_vnni_s8(int64_t M, int64_t K, const int8_t* qw, int64_t N, const Prep8& prep8, const Out& out) {
+void run_vnni_s8(int64_t M, int64_t K, const int8_t* qw, int64_t N, const W8A8Packed* packed, const Prep8& prep8,
+                 const Out& out) {
   const int64_t K4 = (K + 3) & ~int64_t(3);
-  run_vnni(M, K, qw, N,
+  run_vnni(M, K, qw, N, packed,
            [&](int64_t m, uint8_t* xu) {
              int8_t* q = q_scratch.get<int8_t>(size_t(K));
              prep8(m, q);
@@ -682,13 +712,33 @@ void gemm_s8s8_ref(const int8_t* qx, const float* x_scale, int64_t M, int64_t K,
     }
 }
 
+W8A8Packed pack_w8a8(const int8_t* qw, int64_t N, int64_t K) {
+  W8A8Packed p;
+  if (N <= 0 || K <= 0 || isa::w8a8_gemm_impl(isa::kW8A8VnniMinRows, K) != isa::W8A8Impl::kAvx512Vnni) return p;
+  const int64_t K4 = (K + 3) & ~int64_t(3), ncols = (N + 15) / 16 * 16;
+  p.N = N;
+  p.K = K;
+  p.w.resize(size_t(ncols * K4));
+  p.colsum.resize(size_t(ncols));
+  pack_vnni(qw, K, K4, 0, N, p.w.data(), p.colsum.data());
+  return p;
+}
+
+namespace {
+// The packed weights when they serve this call (made for this N, K, and the VNNI path still on), else nullptr.
+const W8A8Packed* usable(const W8A8Packed* p, int64_t N, int64_t K) {
+  return p && p->N == N && p->K == K && !p->w.empty() && isa::w8a8_vnni_available() ? p : nullptr;
+}
+}  // namespace
+
 void gemm_s8s8(const int8_t* qx, const float* x_scale, int64_t M, int64_t K, const int8_t* qw, const float* w_scale,
-               int64_t N, const float* bias, float* y) {
+               int64_t N, const float* bias, float* y, const W8A8Packed* packed) {
   if (M <= 0 || N <= 0) return;
-  const isa::W8A8Impl impl = isa::w8a8_gemm_impl(M, K);
+  packed = usable(packed, N, K);
+  const isa::W8A8Impl impl = isa::w8a8_gemm_impl(M, K, packed != nullptr);
   if (impl == isa::W8A8Impl::kReference) return gemm_s8s8_ref(qx, x_scale, M, K, qw, w_scale, N, bias, y);
   if (impl == isa::W8A8Impl::kAvx512Vnni)
-    return run_vnni_s8(M, K, qw, N, [=](int64_t m, int8_t* q) { std::memcpy(q, qx + m * K, size_t(K)); },
+    return run_vnni_s8(M, K, qw, N, packed, [=](int64_t m, int8_t* q) { std::memcpy(q, qx + m * K, size_t(K)); },
                        FloatOut{x_scale, w_scale, bias, y});
   const int64_t Kp = (K + 15) & ~int64_t(15);
   run_avx2(M, K, qw, N, [=](int64_t m, int16_t* xw) { widen_row_avx2(qx + m * K, K, Kp, xw); },
@@ -706,13 +756,14 @@ void linear_w8a8_ref(const float* x, int64_t M, int64_t K, const int8_t* qw, con
 // Fused: each x row is quantized straight into the GEMM's int16 layout (the same q values quantize_rows_s8 gives),
 // in the same parallel region as the tiles.
 void linear_w8a8(const float* x, int64_t M, int64_t K, const int8_t* qw, const float* w_scale, int64_t N,
-                 const float* bias, float* y, const ActQuant& aq) {
+                 const float* bias, float* y, const ActQuant& aq, const W8A8Packed* packed) {
   if (M <= 0 || N <= 0) return;
-  const isa::W8A8Impl impl = isa::w8a8_gemm_impl(M, K);
+  packed = usable(packed, N, K);
+  const isa::W8A8Impl impl = isa::w8a8_gemm_impl(M, K, packed != nullptr);
   if (impl == isa::W8A8Impl::kReference) return linear_w8a8_ref(x, M, K, qw, w_scale, N, bias, y, aq);
   float* xs = xs_scratch.get<float>(size_t(M));
   if (impl == isa::W8A8Impl::kAvx512Vnni)
-    return run_vnni_s8(M, K, qw, N,
+    return run_vnni_s8(M, K, qw, N, packed,
                        [=](int64_t m, int8_t* q) {
                          float* tmp = aq.smooth_inv ? tmp_scratch.get<float>(size_t(K)) : nullptr;
                          quantize_row_avx2(x + m * K, K, q, K, xs + m, aq, tmp);
@@ -728,9 +779,11 @@ void linear_w8a8(const float* x, int64_t M, int64_t K, const int8_t* qw, const f
 }
 
 namespace detail {
-void gemm_s8s8_s32(const int8_t* qx, int64_t M, int64_t K, const int8_t* qw, int64_t N, int32_t* acc) {
+void gemm_s8s8_s32(const int8_t* qx, int64_t M, int64_t K, const int8_t* qw, int64_t N, int32_t* acc,
+                   const W8A8Packed* packed) {
   if (M <= 0 || N <= 0) return;
-  const isa::W8A8Impl impl = isa::w8a8_gemm_impl(M, K);
+  packed = usable(packed, N, K);
+  const isa::W8A8Impl impl = isa::w8a8_gemm_impl(M, K, packed != nullptr);
   if (impl == isa::W8A8Impl::kReference) {  // same contract as the fast path: exact sums, here the obvious way
     for (int64_t m = 0; m < M; ++m)
       for (int64_t n = 0; n < N; ++n) {
@@ -741,7 +794,8 @@ void gemm_s8s8_s32(const int8_t* qx, int64_t M, int64_t K, const int8_t* qw, int
     return;
   }
   if (impl == isa::W8A8Impl::kAvx512Vnni)
-    return run_vnni_s8(M, K, qw, N, [=](int64_t m, int8_t* q) { std::memcpy(q, qx + m * K, size_t(K)); }, S32Out{acc});
+    return run_vnni_s8(M, K, qw, N, packed, [=](int64_t m, int8_t* q) { std::memcpy(q, qx + m * K, size_t(K)); },
+                       S32Out{acc});
   const int64_t Kp = (K + 15) & ~int64_t(15);
   run_avx2(M, K, qw, N, [=](int64_t m, int16_t* xw) { widen_row_avx2(qx + m * K, K, Kp, xw); }, S32Out{acc});
 }
