@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "kernels/cpu/isa.h"
 #include "kernels/cpu/w4.h"
 
 using namespace joule::kernels;
@@ -222,16 +223,20 @@ TEST(W4, ReferenceMatchesDenseMatmulOnDequantizedWeights) {
         }
 }
 
-// The AVX2 kernels sum in another order (per-group partial sums, z * sum x factored out, 8 lanes): they must
-// agree with the reference to 1e-5 of sum_k |x * w|. Covers both paths (GEMV for M <= 4 and G >= 16, panel
-// GEMM otherwise), every GEMV tile (M = 1, 2, 3, 4), K odd / below 16 / not a multiple of the group, groups
-// from 2 to > K, N not a multiple of the tiles, zero weight rows, bias or not, 1 and 2 threads.
+// The fast kernels sum in another order (per-group partial sums, z * sum x factored out or table-dequantized
+// weights, 8 or 16 lanes): they must agree with the reference to 1e-5 of sum_k |x * w|. Covers every path (the
+// AVX-512 GEMV for M <= 16 and G >= 32 where the CPU has it, and with it switched off the AVX2 GEMV for M <= 4
+// and G >= 16; the panel GEMM otherwise), every GEMV tile (M = 1, 2, 3, 4; 8 and passes of 8 + 1, 8 + 4 + 4),
+// K odd / below 16 or 32 / not a multiple of the group, groups from 2 to > K, N not a multiple of the tiles,
+// zero weight rows, bias or not, 1 and 2 threads.
 TEST(W4, FastMatchesReferenceOnOddShapes) {
   std::mt19937 rng(5);
   int cases = 0;
-  for (int threads : {1, 2}) {
+  for (int threads : {1, 2})
+  for (bool avx512 : {true, false}) {
+    joule::kernels::isa::set_w4_avx512(avx512);
     ThreadCount tc(threads);
-    for (int64_t M : {1, 2, 3, 4, 5, 17, 64})
+    for (int64_t M : {1, 2, 3, 4, 5, 8, 9, 16, 17, 64})
       for (int64_t K : {2, 3, 31, 64, 127, 128, 129, 1000})
         for (int64_t N : {1, 3, 7, 17, 64})
           for (int64_t group : {2, 16, 32, 64, 128, 2048}) {
@@ -247,12 +252,14 @@ TEST(W4, FastMatchesReferenceOnOddShapes) {
             linear_w4(x.data(), M, K, p.qweight.data(), p.scales.data(), p.zeros.data(), N, group, b, fast.data());
             const auto mag = magnitudes(x, w, M, K, N, b);
             for (int64_t i = 0; i < M * N; ++i)
-              ASSERT_NEAR(fast[i], ref[i], 1e-5 * mag[i]) << "threads=" << threads << " M=" << M << " K=" << K
-                                                          << " N=" << N << " group=" << group << " i=" << i;
+              ASSERT_NEAR(fast[i], ref[i], 1e-5 * mag[i]) << "threads=" << threads << " avx512=" << avx512 << " M="
+                                                          << M << " K=" << K << " N=" << N << " group=" << group
+                                                          << " i=" << i;
             ++cases;
           }
   }
-  EXPECT_EQ(cases, 2 * 7 * 8 * 5 * 6);
+  joule::kernels::isa::set_w4_avx512(true);
+  EXPECT_EQ(cases, 2 * 2 * 10 * 8 * 5 * 6);
 }
 
 // Shapes big enough to be split across threads on both paths, and (K >= 2500) long enough for the GEMV kernel

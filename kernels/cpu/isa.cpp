@@ -36,6 +36,7 @@ CpuFeatures capped(CpuFeatures f, Cap cap) {
 }
 
 std::atomic<bool> w8a8_vnni_on{true};
+std::atomic<bool> w4_avx512_on{true};
 
 }  // namespace
 
@@ -67,8 +68,13 @@ bool w8a8_vnni_available() {
   return cpu_features().avx512_vnni() && w8a8_vnni_on.load(std::memory_order_relaxed);
 }
 
+void set_w4_avx512(bool on) { w4_avx512_on.store(on, std::memory_order_relaxed); }
+
 W4Impl w4_impl(int64_t M, int64_t group) {
   if (!cpu_features().avx2_fma()) return W4Impl::kReference;
+  if (M <= kW4Gemv512MaxM && group >= kW4Gemv512MinGroup && cpu_features().avx512() &&
+      w4_avx512_on.load(std::memory_order_relaxed))
+    return W4Impl::kGemvAvx512;
   return M <= kW4GemvMaxM && group >= kW4GemvMinGroup ? W4Impl::kGemvAvx2 : W4Impl::kGemmAvx2;
 }
 

@@ -25,6 +25,8 @@ struct CpuFeatures {
   bool avx2_fma() const { return avx2 && fma; }
   // What the W8A8 VNNI kernels are compiled for (target avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma).
   bool avx512_vnni() const { return avx2_fma() && avx512f && avx512bw && avx512vl && avx512vnni; }
+  // What the W4 AVX-512 GEMV is compiled for (target avx512f,avx512bw,avx512vl,avx2,fma).
+  bool avx512() const { return avx2_fma() && avx512f && avx512bw && avx512vl; }
 };
 
 // The JOULE_CPU_ISA cap, read once.
@@ -40,6 +42,8 @@ const CpuFeatures& cpu_features();
 constexpr int64_t kW8A8VnniMinRows = 16;  // the VNNI GEMM repacking weights per call: worth it from 16 rows
 constexpr int64_t kW4GemvMaxM = 4;        // from M = 5 the W4 panel GEMM beats the GEMV (K = N = 4096)
 constexpr int64_t kW4GemvMinGroup = 16;   // the W4 GEMV reads 16-weight chunks that never straddle a group
+constexpr int64_t kW4Gemv512MaxM = 16;    // the AVX-512 GEMV streams the weights once for up to 16 rows of x
+constexpr int64_t kW4Gemv512MinGroup = 32;  // and reads 32-weight chunks
 constexpr int64_t kSp24TileMinRows = 4;   // below this many rows of x, SP24 runs its one-row tiles
 
 // ---- one dispatch function per kernel family ------------------------------------------------------------------
@@ -60,10 +64,14 @@ bool w8a8_vnni_available();
 
 // W4 linear_w4 for M rows of x and group size `group` (already validated):
 //   kReference   no AVX2+FMA
+//   kGemvAvx512  M <= kW4Gemv512MaxM and group >= kW4Gemv512MinGroup on a CPU with AVX-512 (F, BW, VL), unless
+//                set_w4_avx512(false)
 //   kGemvAvx2    M <= kW4GemvMaxM and group >= kW4GemvMinGroup
 //   kGemmAvx2    otherwise
-enum class W4Impl { kReference, kGemvAvx2, kGemmAvx2 };
+enum class W4Impl { kReference, kGemvAvx2, kGemvAvx512, kGemmAvx2 };
 W4Impl w4_impl(int64_t M, int64_t group);
+// The test switch for the AVX-512 GEMV (default on), so that tests reach the AVX2 GEMV on such CPUs too.
+void set_w4_avx512(bool on);
 
 // SP24 linear_sp24 for M rows of x (every path is bit-identical to the reference):
 //   kReference   JOULE_CPU_ISA=scalar only

@@ -1,7 +1,8 @@
 // W4 weight-only linear: y = x * dequant(W)^T + b with W stored as 4-bit nibbles, one float scale and one
 // 4-bit zero point per group of G input features (layout in kernels/formats/formats.h).
 //
-// Two AVX2+FMA kernels, both threaded over N with OpenMP, neither ever materialising the float weights:
+// Three kernels (two AVX2+FMA, one AVX-512), all threaded over N with OpenMP, none ever materialising the float
+// weights:
 //
 // GEMV (M <= 4, G >= 16), memory-bound: the packed weights (0.54 bytes/weight at G = 128) are streamed once.
 //   Eight bytes (16 weights) are zero-extended to eight 32-bit lanes by one vpmovzxbd load; `& 15` gives the
@@ -15,7 +16,9 @@
 //   blocks whose slice of x stays in L1; the next tile's bytes are software-prefetched (the hardware prefetcher
 //   does not ramp up on these short interleaved row streams: +50% bandwidth measured).
 //
-// GEMM (M > 4, or G < 16): BLIS-style. Each task dequantizes a panel of 16 weight rows x 256 k into an L1
+// GEMV, AVX-512 (M <= 16, G >= 32, on CPUs with AVX-512): dequantization by table lookup, see below.
+//
+// GEMM (otherwise): BLIS-style. Each task dequantizes a panel of 16 weight rows x 256 k into an L1
 //   buffer laid out [k][16] (8 rows at a time, transposed as bytes before conversion; w = q * scale - zero *
 //   scale, one FMA per 8 weights) and runs a 6x16 broadcast-FMA micro-kernel (12 accumulators) over all its
 //   rows of x, accumulating into a [rows][16] buffer across k blocks; bias and the copy to y come last.
@@ -24,7 +27,7 @@
 // Both differ from the reference by summation order and by the per-group factoring (relative ~1e-6 of
 // sum_k |x * w|). The scalar reference dequantizes one row at a time and sums in k order; it is also the
 // fallback on CPUs without AVX2/FMA. Quantization and dequantization are scalar: they run once per model.
-// Which of the three runs is decided by kernels/cpu/isa.h (isa::w4_impl).
+// Which of them runs is decided by kernels/cpu/isa.h (isa::w4_impl).
 #include "kernels/cpu/w4.h"
 
 #include <immintrin.h>
@@ -265,6 +268,153 @@ void linear_w4_gemv(const float* x, int64_t M, int64_t K, const uint8_t* qweight
     gemv_run<1>(a, M, groups_per_block, parallel);
 }
 
+// ------------------------------------------------------------------------------------- GEMV path, AVX-512
+// M <= kW4Gemv512MaxM rows of x (decode, small-batch serving) against the weights streamed once. Per group and
+// weight row, a 16-float table holds the dequantized value of every code, (q - zero) * scale, so a weight is one
+// vpermps away from its nibble and the zero-point correction disappears: 16 packed bytes (32 weights) become
+// two float vectors (k even, k odd) in 1 load-extend, 2 logic ops and 2 permutes, shared by every row of x
+// (2 FMAs per row). x is reordered once per call so that each 32-k chunk lists its even k, then its odd k.
+// Tiles: MR rows of x x NR weight rows with separate even/odd accumulators (8-16 FMA chains); rows of x beyond
+// 8 run as further passes over the same K block, whose weight bytes are then in L1. Like the AVX2 GEMV: K cut
+// into blocks whose slice of x stays in L1, each thread owning whole weight-row tiles, the next tile prefetched.
+#define JOULE_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
+// GCC 12's own AVX-512 headers start some intrinsics (the extends, permutes) from an "undefined" vector and
+// then warn that it is uninitialised; the warning is about the header, not this code.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+constexpr int64_t kChunk512 = 32;  // weights per 16 packed bytes = one vpmovzxbd zmm load
+static_assert(isa::kW4Gemv512MinGroup == kChunk512, "the AVX-512 GEMV's chunks never straddle a group");
+
+// One 32-weight chunk of NR weight rows (16 packed bytes each, p[j]) against MR rows of x (xc: row i's even k at
+// xc + 32 i, odd k at xc + 32 i + 16). Small tiles keep even and odd k in separate accumulators (ao), so that
+// at least 8 FMA chains are in flight; tiles of 16 outputs and more add both into ae (ao unused).
+template <int MR, int NR, int AO>
+JOULE_AVX512 inline __attribute__((always_inline)) void chunk512(const uint8_t* const (&p)[NR], const float* xc,
+                                                                 const __m512 (&tab)[NR], __m512 (&ae)[MR][NR],
+                                                                 __m512 (&ao)[AO][NR]) {
+  const __m512i low = _mm512_set1_epi32(0x0F);
+#pragma GCC unroll 4
+  for (int j = 0; j < NR; ++j) {
+    const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p[j])));
+    const __m512 we = _mm512_permutexvar_ps(_mm512_and_si512(b, low), tab[j]);
+    const __m512 wo = _mm512_permutexvar_ps(_mm512_srli_epi32(b, 4), tab[j]);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      ae[i][j] = _mm512_fmadd_ps(we, _mm512_loadu_ps(xc + 32 * i), ae[i][j]);
+      if constexpr (AO == MR)
+        ao[i][j] = _mm512_fmadd_ps(wo, _mm512_loadu_ps(xc + 32 * i + 16), ao[i][j]);
+      else
+        ae[i][j] = _mm512_fmadd_ps(wo, _mm512_loadu_ps(xc + 32 * i + 16), ae[i][j]);
+    }
+  }
+}
+
+// MR rows of x (from m0) against NR weight rows (from n0), groups [g0, g1).
+template <int MR, int NR>
+JOULE_AVX512 void gemv512_tile(const GemvArgs& a, int64_t m0, int64_t n0, int64_t g0, int64_t g1) {
+  constexpr int AO = MR * NR <= 8 ? MR : 1;
+  __m512 ae[MR][NR], ao[AO][NR];
+  for (int j = 0; j < NR; ++j) {
+    for (int i = 0; i < MR; ++i) ae[i][j] = _mm512_setzero_ps();
+    for (int i = 0; i < AO; ++i) ao[i][j] = _mm512_setzero_ps();
+  }
+  const uint8_t* row[NR];
+  for (int j = 0; j < NR; ++j) row[j] = a.qw + (n0 + j) * a.rb;
+  const float* xm = a.xp + m0 * kChunk512;  // a.kp: floats per chunk of all M rows
+  const __m512 iota = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  for (int64_t g = g0; g < g1; ++g) {
+    const int64_t k0 = g * a.group, k1 = std::min(a.K, k0 + a.group);
+    const int64_t o0 = k0 / 2, ofull = (k0 + ((k1 - k0) & ~(kChunk512 - 1))) / 2, o1 = w4_row_bytes(k1);
+    for (int64_t off = (o0 + 63) & ~int64_t{63}; off < o1; off += 64)
+      for (int j = 0; j < NR; ++j) _mm_prefetch(reinterpret_cast<const char*>(row[j] + a.pf + off), _MM_HINT_T0);
+    __m512 tab[NR];
+    for (int j = 0; j < NR; ++j) {
+      const int64_t gi = (n0 + j) * a.ng + g;
+      tab[j] = _mm512_mul_ps(_mm512_sub_ps(iota, _mm512_set1_ps(float(a.zeros[gi]))), _mm512_set1_ps(a.scales[gi]));
+    }
+    for (int64_t o = o0; o < ofull; o += kChunk512 / 2) {  // o: byte offset in the row, k = 2 * o (o >= 0)
+      const uint8_t* p[NR];
+      for (int j = 0; j < NR; ++j) p[j] = row[j] + o;
+      chunk512<MR, NR, AO>(p, xm + (uint64_t(o) / 16) * a.kp, tab, ae, ao);
+    }
+    if (ofull < o1) {  // partial last chunk: its bytes copied so the 16-byte load stays inside the buffer; the
+      alignas(16) uint8_t tail[NR][16];  // padding codes meet x's zero padding
+      const uint8_t* p[NR];
+      for (int j = 0; j < NR; ++j) {
+        std::memset(tail[j], 0, 16);
+        std::memcpy(tail[j], row[j] + ofull, size_t(o1 - ofull));
+        p[j] = tail[j];
+      }
+      chunk512<MR, NR, AO>(p, xm + (ofull / 16) * a.kp, tab, ae, ao);
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j)
+      gemv_store(a, m0 + i, n0 + j, g0,
+                 _mm512_reduce_add_ps(AO == MR ? _mm512_add_ps(ae[i][j], ao[i % AO][j]) : ae[i][j]));
+}
+
+// All M rows of x against weight rows [n0, n0 + NR): passes of up to 8 rows.
+template <int NR>
+JOULE_AVX512 void gemv512_rows(const GemvArgs& a, int64_t M, int64_t n0, int64_t g0, int64_t g1) {
+  for (int64_t m = 0; m < M;) {
+    const int64_t r = M - m;
+    if (r >= 8) gemv512_tile<8, NR>(a, m, n0, g0, g1), m += 8;
+    else if (r >= 4) gemv512_tile<4, NR>(a, m, n0, g0, g1), m += 4;
+    else if (r >= 2) gemv512_tile<2, NR>(a, m, n0, g0, g1), m += 2;
+    else gemv512_tile<1, NR>(a, m, n0, g0, g1), m += 1;
+  }
+}
+
+template <int NR>
+JOULE_AVX512 void gemv512_run(const GemvArgs& a, int64_t M, int64_t groups_per_block, bool parallel) {
+  const int64_t tiles = (a.N + NR - 1) / NR;
+#pragma omp parallel if (parallel)
+  {
+    const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t t0 = tiles * t / nt, t1 = tiles * (t + 1) / nt;
+    for (int64_t g0 = 0; g0 < a.ng; g0 += groups_per_block) {
+      const int64_t g1 = std::min(a.ng, g0 + groups_per_block);
+      for (int64_t b = t0; b < t1; ++b) {
+        const int64_t n0 = b * NR;
+        if (n0 + NR <= a.N)
+          gemv512_rows<NR>(a, M, n0, g0, g1);
+        else
+          for (int64_t n = n0; n < a.N; ++n) gemv512_rows<1>(a, M, n, g0, g1);
+      }
+    }
+  }
+}
+
+void linear_w4_gemv512(const float* x, int64_t M, int64_t K, const uint8_t* qweight, const float* scales,
+                       const uint8_t* zeros, int64_t N, int64_t group, const float* bias, float* y, bool parallel) {
+  // x as [K / 32 chunks][M rows][32]: chunk c of row m lists x[m, c], x[m, c+2], ..., x[m, c+30], then the odd k;
+  // a tile's rows of one chunk are then 128-byte steps from one pointer. Zero past K.
+  const int64_t ng = w4_groups(K, group), nc = (K + kChunk512 - 1) / kChunk512, rb = w4_row_bytes(K);
+  thread_local Scratch xp_scratch;
+  float* xp = xp_scratch.get<float>(size_t(nc * M * kChunk512));
+  std::fill(xp, xp + nc * M * kChunk512, 0.0f);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t k = 0; k < K; ++k) {
+      const int64_t c = k / kChunk512, j = k % kChunk512;
+      xp[(c * M + m) * kChunk512 + (j >> 1) + (j & 1) * 16] = x[m * K + k];
+    }
+  const int64_t kp = M * kChunk512;  // GemvArgs::kp here: floats per chunk of all rows
+  // M rows of x per K block, in L1 with the block's weight bytes; at least one group.
+  const int64_t groups_per_block = std::max<int64_t>(1, kGemvXBytes / (std::min<int64_t>(M, 8) * group * 4));
+  const int nr = M <= 4 ? 4 : 2;  // tiles of 4-16 outputs (1 x 4, 2 x 4, 4 x 4, 8 x 2)
+  const GemvArgs a{xp, kp, nullptr, qweight, rb, scales, zeros, ng, group, K, N, bias, y,
+                   std::max<int64_t>(nr * rb, 1024)};
+  if (nr == 4 && N >= 4)
+    gemv512_run<4>(a, M, groups_per_block, parallel);
+  else if (nr >= 2 && N >= 2)
+    gemv512_run<2>(a, M, groups_per_block, parallel);
+  else
+    gemv512_run<1>(a, M, groups_per_block, parallel);
+}
+#pragma GCC diagnostic pop
+
 // ---------------------------------------------------------------------------------------------- GEMM path
 constexpr int64_t kPanelN = 16;  // W rows per panel (two ymm of outputs)
 constexpr int64_t kPanelK = 256; // k per panel: 16 KiB of floats, L1-resident
@@ -486,7 +636,9 @@ void linear_w4(const float* x, int64_t M, int64_t K, const uint8_t* qweight, con
   if (impl == isa::W4Impl::kReference) return linear_w4_ref(x, M, K, qweight, scales, zeros, N, group, bias, y);
   // Below ~32k multiply-adds a fork/join costs more than it saves.
   const bool parallel = M * N * K >= (int64_t{1} << 15) && omp_get_max_threads() > 1;
-  if (impl == isa::W4Impl::kGemvAvx2)
+  if (impl == isa::W4Impl::kGemvAvx512)
+    linear_w4_gemv512(x, M, K, qweight, scales, zeros, N, group, bias, y, parallel);
+  else if (impl == isa::W4Impl::kGemvAvx2)
     linear_w4_gemv(x, M, K, qweight, scales, zeros, N, group, bias, y, parallel);
   else
     linear_w4_gemm(x, M, K, qweight, scales, zeros, N, group, bias, y, parallel);
