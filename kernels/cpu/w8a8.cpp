@@ -510,25 +510,34 @@ JOULE_VNNI void pack_vnni(const int8_t* qw, int64_t K, int64_t K4, int64_t n0, i
   }
 }
 
-// MR rows x NR 16-column vectors over all of K: acc[i][j] (row i, columns 16j..16j+15) = sum_k xu * w, then the
-// corrected sums go to out[i * 64 + 16 j + lane].
+// One K block of a tile: the x rows (stride xs bytes) and the packed vectors (stride vstride bytes) start at the
+// block; kl bytes of K per row (a multiple of 4). The sums start from out (acc = true: a later block) or 0, and go
+// back to out[i * 64 + 16 j + lane], less 128 * colsum on the last block (colsum given), raw otherwise.
+struct KBlock {
+  int64_t xs, vstride, kl;
+  bool acc;
+  const int32_t* colsum;  // the last block only
+};
+
+// MR rows x NR 16-column vectors over one K block: acc[i][j] (row i, columns 16j..16j+15) += sum_k xu * w.
 template <int MR, int NR>
-JOULE_VNNI __attribute__((noinline)) void tile_vnni(const uint8_t* xu, int64_t K4, const int8_t* pw,
-                                                    const int32_t* colsum, int32_t* out) {
+JOULE_VNNI __attribute__((noinline)) void tile_vnni(const uint8_t* xu, const int8_t* pw, const KBlock& b,
+                                                    int32_t* out) {
   __m512i acc[MR][NR];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
-    for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_si512();
-  const int64_t vstride = 16 * K4;  // bytes per packed 16-column vector over all of K
-  for (int64_t k4 = 0; k4 < K4; k4 += 4) {
+    for (int j = 0; j < NR; ++j)
+      acc[i][j] = b.acc ? _mm512_loadu_si512(out + i * 64 + 16 * j) : _mm512_setzero_si512();
+  const int64_t vstride = b.vstride, xs = b.xs;
+  for (int64_t k4 = 0; k4 < b.kl; k4 += 4) {
     __m512i w[NR];
 #pragma GCC unroll 4
     for (int j = 0; j < NR; ++j) w[j] = _mm512_loadu_si512(pw + j * vstride + k4 * 16);
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       int32_t x4;
-      std::memcpy(&x4, xu + i * K4 + k4, 4);
+      std::memcpy(&x4, xu + i * xs + k4, 4);
       const __m512i xb = _mm512_set1_epi32(x4);
 #pragma GCC unroll 4
       for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], xb, w[j]);
@@ -537,7 +546,8 @@ JOULE_VNNI __attribute__((noinline)) void tile_vnni(const uint8_t* xu, int64_t K
 #pragma GCC unroll 4
   for (int j = 0; j < NR; ++j) {
     // 128 * colsum (a multiply: GCC 12 warns falsely on _mm512_slli_epi32)
-    const __m512i corr = _mm512_mullo_epi32(_mm512_loadu_si512(colsum + 16 * j), _mm512_set1_epi32(128));
+    const __m512i corr = b.colsum ? _mm512_mullo_epi32(_mm512_loadu_si512(b.colsum + 16 * j), _mm512_set1_epi32(128))
+                                  : _mm512_setzero_si512();
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) _mm512_storeu_si512(out + i * 64 + 16 * j, _mm512_sub_epi32(acc[i][j], corr));
   }
@@ -548,7 +558,7 @@ JOULE_VNNI __attribute__((noinline)) void tile_vnni(const uint8_t* xu, int64_t K
 #define JOULE_VROW(r, A0, A1, A2, A3)                                                  \
   {                                                                                    \
     int32_t x4;                                                                        \
-    std::memcpy(&x4, xu + (r) * K4 + k4, 4);                                           \
+    std::memcpy(&x4, xu + (r) * xs + k4, 4);                                           \
     const __m512i xb = _mm512_set1_epi32(x4);                                          \
     A0 = _mm512_dpbusd_epi32(A0, xb, w0);                                              \
     A1 = _mm512_dpbusd_epi32(A1, xb, w1);                                              \
@@ -557,13 +567,17 @@ JOULE_VNNI __attribute__((noinline)) void tile_vnni(const uint8_t* xu, int64_t K
   }
 
 template <>
-JOULE_VNNI __attribute__((noinline)) void tile_vnni<6, 4>(const uint8_t* xu, int64_t K4, const int8_t* pw,
-                                                          const int32_t* colsum, int32_t* out) {
-  __m512i a00 = _mm512_setzero_si512(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00,
-          a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00, a40 = a00,
-          a41 = a00, a42 = a00, a43 = a00, a50 = a00, a51 = a00, a52 = a00, a53 = a00;
-  const int64_t vstride = 16 * K4;
-  for (int64_t k4 = 0; k4 < K4; k4 += 4) {
+JOULE_VNNI __attribute__((noinline)) void tile_vnni<6, 4>(const uint8_t* xu, const int8_t* pw, const KBlock& b,
+                                                          int32_t* out) {
+  auto init = [&](int i, int j) JOULE_VNNI {
+    return b.acc ? _mm512_loadu_si512(out + i * 64 + 16 * j) : _mm512_setzero_si512();
+  };
+  __m512i a00 = init(0, 0), a01 = init(0, 1), a02 = init(0, 2), a03 = init(0, 3), a10 = init(1, 0), a11 = init(1, 1),
+          a12 = init(1, 2), a13 = init(1, 3), a20 = init(2, 0), a21 = init(2, 1), a22 = init(2, 2), a23 = init(2, 3),
+          a30 = init(3, 0), a31 = init(3, 1), a32 = init(3, 2), a33 = init(3, 3), a40 = init(4, 0), a41 = init(4, 1),
+          a42 = init(4, 2), a43 = init(4, 3), a50 = init(5, 0), a51 = init(5, 1), a52 = init(5, 2), a53 = init(5, 3);
+  const int64_t vstride = b.vstride, xs = b.xs;
+  for (int64_t k4 = 0; k4 < b.kl; k4 += 4) {
     const int8_t* p = pw + k4 * 16;
     const __m512i w0 = _mm512_loadu_si512(p), w1 = _mm512_loadu_si512(p + vstride),
                   w2 = _mm512_loadu_si512(p + 2 * vstride), w3 = _mm512_loadu_si512(p + 3 * vstride);
@@ -573,32 +587,33 @@ JOULE_VNNI __attribute__((noinline)) void tile_vnni<6, 4>(const uint8_t* xu, int
   const __m512i acc[24] = {a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23,
                            a30, a31, a32, a33, a40, a41, a42, a43, a50, a51, a52, a53};
   for (int j = 0; j < 4; ++j) {
-    // 128 * colsum (a multiply: GCC 12 warns falsely on _mm512_slli_epi32)
-    const __m512i corr = _mm512_mullo_epi32(_mm512_loadu_si512(colsum + 16 * j), _mm512_set1_epi32(128));
+    const __m512i corr = b.colsum ? _mm512_mullo_epi32(_mm512_loadu_si512(b.colsum + 16 * j), _mm512_set1_epi32(128))
+                                  : _mm512_setzero_si512();
     for (int i = 0; i < 6; ++i) _mm512_storeu_si512(out + i * 64 + 16 * j, _mm512_sub_epi32(acc[i * 4 + j], corr));
   }
 }
 #undef JOULE_VROW
 
-// Rows of one micro-tile height against every column group of the packed tile.
+// Rows m..m+MR of one chunk of up to 64 columns [c0, c0 + cnt): its NV (<= 4) packed vectors over one K block,
+// into buf (MR x 64 int32: the sums so far, and after the last block the results handed to out).
 template <int MR, class Out>
-JOULE_VNNI void rows_vnni(const uint8_t* xu, int64_t K4, const int8_t* pw, const int32_t* colsum, int64_t m,
-                          int64_t n0, int64_t n1, int64_t N, const Out& out) {
-  alignas(64) int32_t buf[MR * 64];
-  const int64_t nv = (n1 - n0 + 15) / 16, vstride = 16 * K4;
-  for (int64_t v = 0; v < nv; v += 4) {
-    switch (std::min<int64_t>(4, nv - v)) {
-      case 4: tile_vnni<MR, 4>(xu, K4, pw + v * vstride, colsum + 16 * v, buf); break;
-      case 3: tile_vnni<MR, 3>(xu, K4, pw + v * vstride, colsum + 16 * v, buf); break;
-      case 2: tile_vnni<MR, 2>(xu, K4, pw + v * vstride, colsum + 16 * v, buf); break;
-      default: tile_vnni<MR, 1>(xu, K4, pw + v * vstride, colsum + 16 * v, buf); break;
-    }
-    const int64_t c0 = n0 + 16 * v, cnt = std::min<int64_t>(64, n1 - c0);
-    for (int i = 0; i < MR; ++i) out(m + i, c0, cnt, N, buf + i * 64);
+JOULE_VNNI void rows_vnni(const uint8_t* xu, const int8_t* pw, const KBlock& b, int64_t nv, int32_t* buf, int64_t m,
+                          int64_t c0, int64_t cnt, int64_t N, const Out& out) {
+  switch (nv) {
+    case 4: tile_vnni<MR, 4>(xu, pw, b, buf); break;
+    case 3: tile_vnni<MR, 3>(xu, pw, b, buf); break;
+    case 2: tile_vnni<MR, 2>(xu, pw, b, buf); break;
+    default: tile_vnni<MR, 1>(xu, pw, b, buf); break;
   }
+  if (b.colsum)
+    for (int i = 0; i < MR; ++i) out(m + i, c0, cnt, N, buf + i * 64);
 }
 
 thread_local Scratch pw_scratch, colsum_scratch;  // one packed column tile per worker thread
+thread_local Scratch sums_scratch;                 // a row tile's partial sums across K blocks, per worker thread
+// K per block (bytes of xu per row): one 64-column chunk's weights for a block, 64 x 512 bytes, stay in L1 (and the
+// 6 x rows' 3 KiB) while the rows stream past; MiniLM's K = 384 is one block, K = 1536 three.
+constexpr int64_t kVnniKBlock = 512;
 
 // VNNI: x rows offset to unsigned bytes, padded to a multiple of 4. Each task packs its column tile, or reads it
 // from `packed` (the whole matrix packed once: pack_w8a8); tiles start at multiples of 16 columns (plan), so a
@@ -621,22 +636,34 @@ void run_vnni(int64_t M, int64_t K, const int8_t* qw, int64_t N, const W8A8Packe
       pw = p;
       colsum = cs;
     }
-    // 64 columns at a time, every row group of the tile against them: that chunk's packed weights (64 x K4
-    // bytes: 24 KiB at K = 384) stay in L1 while the x rows stream past, instead of the whole tile's weights
-    // being fetched from L2 again for each group of 6 rows.
+    // 64 columns at a time, and K in blocks of kVnniKBlock, every row group of the tile against them: that
+    // chunk's block of packed weights (64 x 512 bytes at most) stays in L1 while the x rows stream past, instead
+    // of the tile's weights being fetched from L2 again for each group of 6 rows. Across blocks the sums wait in
+    // a [rows of the tile][64] buffer.
+    // One block (K4 <= kVnniKBlock): each row group's sums go straight to a small buffer that stays in L1.
+    const bool blocked = K4 > kVnniKBlock;
+    int32_t* sums = blocked ? sums_scratch.get<int32_t>(size_t((m1 - m0) * 64)) : nullptr;
+    alignas(64) int32_t local[6 * 64];
     for (int64_t c0 = n0; c0 < n1; c0 += 64) {
-      const int64_t c1 = std::min(n1, c0 + 64);
+      const int64_t cnt = std::min<int64_t>(64, n1 - c0), nv = (cnt + 15) / 16;
       const int8_t* pc = pw + (c0 - n0) * K4;
-      const int32_t* cs = colsum + (c0 - n0);
-      int64_t m = m0;
-      for (; m + 6 <= m1; m += 6) rows_vnni<6>(xu + m * K4, K4, pc, cs, m, c0, c1, N, out);
-      switch (m1 - m) {
-        case 5: rows_vnni<5>(xu + m * K4, K4, pc, cs, m, c0, c1, N, out); break;
-        case 4: rows_vnni<4>(xu + m * K4, K4, pc, cs, m, c0, c1, N, out); break;
-        case 3: rows_vnni<3>(xu + m * K4, K4, pc, cs, m, c0, c1, N, out); break;
-        case 2: rows_vnni<2>(xu + m * K4, K4, pc, cs, m, c0, c1, N, out); break;
-        case 1: rows_vnni<1>(xu + m * K4, K4, pc, cs, m, c0, c1, N, out); break;
-        default: break;
+      for (int64_t kb = 0; kb < K4; kb += kVnniKBlock) {
+        const KBlock b{K4, 16 * K4, std::min(kVnniKBlock, K4 - kb), kb > 0,
+                       kb + kVnniKBlock >= K4 ? colsum + (c0 - n0) : nullptr};
+        const uint8_t* xk = xu + kb;
+        const int8_t* pk = pc + kb * 16;
+        int64_t m = m0;
+        for (; m + 6 <= m1; m += 6)
+          rows_vnni<6>(xk + m * K4, pk, b, nv, blocked ? sums + (m - m0) * 64 : local, m, c0, cnt, N, out);
+        int32_t* sm = blocked ? sums + (m - m0) * 64 : local;
+        switch (m1 - m) {
+          case 5: rows_vnni<5>(xk + m * K4, pk, b, nv, sm, m, c0, cnt, N, out); break;
+          case 4: rows_vnni<4>(xk + m * K4, pk, b, nv, sm, m, c0, cnt, N, out); break;
+          case 3: rows_vnni<3>(xk + m * K4, pk, b, nv, sm, m, c0, cnt, N, out); break;
+          case 2: rows_vnni<2>(xk + m * K4, pk, b, nv, sm, m, c0, cnt, N, out); break;
+          case 1: rows_vnni<1>(xk + m * K4, pk, b, nv, sm, m, c0, cnt, N, out); break;
+          default: break;
+        }
       }
     }
   });
