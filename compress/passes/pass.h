@@ -16,6 +16,7 @@
 #include "compress/ir/graph.h"
 #include "compress/ir/workload.h"
 #include "compress/passes/options.h"
+#include "compress/report/report.h"
 #include "compress/train/task.h"
 
 namespace joule {
@@ -24,6 +25,7 @@ struct PassResult {
   bool changed = false;
   nlohmann::json stats = nlohmann::json::object();  // per-layer detail for the report
   std::vector<std::string> warnings;
+  std::vector<Skipped> skipped;  // every weight op of the model the pass left as it was, with the reason
 };
 
 // What a pass sees: the run's inputs (workload, training step, where text calibration comes from) and the

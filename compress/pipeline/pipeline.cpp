@@ -58,6 +58,12 @@ Report Pipeline::run(torch::jit::Module& m, Context& ctx, nlohmann::json model_i
     if (res.changed) ctx.invalidate();
     rec.stats = std::move(res.stats);
     rec.warnings = std::move(res.warnings);
+    rec.skipped = std::move(res.skipped);
+    // What the pass left alone, in one line on stderr (and in the report): never a silent partial result.
+    if (std::string line = skipped_summary(rec.skipped); !line.empty()) {
+      fmt::print(stderr, "joule: warning: {}: {}\n", rec.label, line);
+      rec.warnings.push_back(line);
+    }
     current = measure(m, ctx.workload, inputs, reference, fmt::format("after {}. {}", i + 1, rec.name), session);
     if (quality) current.task = quality->score(m);
     rec.after = current;

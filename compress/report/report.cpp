@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "compress/energy/carbon.h"
@@ -13,6 +14,25 @@ std::string pass_label(const PassRecord& p) {
   if (p.options.is_object() && p.options.contains("method") && p.options["method"].is_string())
     return fmt::format("{} {}", p.name, p.options["method"].get<std::string>());
   return p.name;
+}
+
+std::string skipped_summary(const std::vector<Skipped>& skipped, size_t names) {
+  if (skipped.empty()) return "";
+  std::vector<std::pair<std::string, std::vector<std::string>>> by_reason;  // in order of first appearance
+  for (const auto& s : skipped) {
+    auto it = std::find_if(by_reason.begin(), by_reason.end(), [&](const auto& r) { return r.first == s.reason; });
+    if (it == by_reason.end()) it = by_reason.insert(by_reason.end(), {s.reason, {}});
+    it->second.push_back(s.weight);
+  }
+  std::string out = fmt::format("skipped {} weight{}:", skipped.size(), skipped.size() == 1 ? "" : "s");
+  for (size_t r = 0; r < by_reason.size(); ++r) {
+    const auto& [reason, weights] = by_reason[r];
+    out += r ? "; " : " ";
+    for (size_t i = 0; i < weights.size() && i < names; ++i) out += (i ? ", " : "") + weights[i];
+    if (weights.size() > names) out += fmt::format(" +{} more", weights.size() - names);
+    out += " (" + reason + ")";
+  }
+  return out;
 }
 
 nlohmann::json figure_json(const EnergyFigure& f) {
@@ -114,6 +134,12 @@ static nlohmann::json energy_json(const PassRecord& p, double grid) {
   return e;
 }
 
+static nlohmann::json skipped_json(const std::vector<Skipped>& skipped) {
+  auto j = nlohmann::json::array();
+  for (const auto& s : skipped) j.push_back({{"weight", s.weight}, {"reason", s.reason}});
+  return j;
+}
+
 nlohmann::json Report::to_json() const {
   nlohmann::json passes_json = nlohmann::json::array();
   for (const auto& p : passes) {
@@ -128,6 +154,7 @@ nlohmann::json Report::to_json() const {
                            {"energy", energy_json(p, grid_g_per_kwh)},
                            {"pass_cost", costs},
                            {"stats", p.stats},
+                           {"skipped", skipped_json(p.skipped)},
                            {"warnings", p.warnings}});
   }
   return {{"joule_report_version", 1}, {"model", model}, {"energy_setup", energy}, {"passes", passes_json}};

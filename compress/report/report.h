@@ -47,6 +47,15 @@ struct Metrics {
   nlohmann::json task = nlohmann::json::object();  // task metrics, e.g. {"stsb_spearman": 82.0, ...}
 };
 
+// A weight a pass left as it was, and why ("no int8 conv kernel", "K % 4 != 0 (K = 3)"): in the pass's report
+// ("skipped") and, compacted, in one warning line.
+struct Skipped {
+  std::string weight, reason;
+};
+// One line naming every skipped weight, grouped by reason: "skipped 2 weights: conv1.weight, conv2.weight (no
+// int8 conv kernel); ..."; at most `names` weights are named per reason, then "+N more". "" when none.
+std::string skipped_summary(const std::vector<Skipped>& skipped, size_t names = 4);
+
 struct PassRecord {
   std::string name;
   std::string label;  // "quantize w4 g128 gptq" (from the pass's option spec); empty: pass_label() derives one
@@ -54,6 +63,7 @@ struct PassRecord {
   Metrics before, after;
   nlohmann::json stats;  // what the pass changed (per layer)
   std::vector<std::string> warnings;
+  std::vector<Skipped> skipped;
   double pass_wall_s = 0, pass_cpu_s = 0;  // the cost of running the pass itself
   std::vector<PassCost> pass_cost;
 };
