@@ -158,7 +158,7 @@ std::vector<size_t> select_targets(const Analysis& a, const PruneOptions& o, std
   for (size_t i : all) {
     const WeightOp& op = a.ops[i];
     if (!selected(op.module, o.include, o.exclude)) {
-      skipped.push_back({op.weight, "not selected by include/exclude"});
+      skipped.push_back({op.weight, "not selected by include/exclude", true});
       continue;
     }
     // Why the method cannot take this layer, or "".

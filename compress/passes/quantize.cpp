@@ -45,7 +45,7 @@ std::vector<const LinearSite*> select_sites(const LinearSites& ls, const Analysi
     if (cannot.empty() && w4 && w.dim() == 2 && w.size(1) < o.group)
       cannot = fmt::format("K < group (K = {}, group {})", w.size(1), o.group);
     if (!selected(s.module, o.include, o.exclude)) {
-      skipped.push_back({s.weight, "not selected by include/exclude"});
+      skipped.push_back({s.weight, "not selected by include/exclude", true});
     } else if (cannot.empty()) {
       chosen.push_back(&s);
     } else if (named(s.module, o.include)) {

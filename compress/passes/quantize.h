@@ -46,6 +46,7 @@ class QuantizePass : public Pass {
   explicit QuantizePass(QuantizeOptions o) : opts_(std::move(o)) {}
   const PassSpec& spec() const override { return quantize_spec(); }
   nlohmann::json options() const override { return opts_.to_json(); }
+  bool needs_workload() const override { return opts_.needs_calibration(); }  // calibration tensors match it
   PassResult run(torch::jit::Module& m, Context& ctx) override;
 
  private:
