@@ -365,9 +365,12 @@ TEST(Cli, BadInputGetsOneLineErrors) {
   expect_one_line_error(cli("prune --bogus " + mlp + out), "--bogus");
   expect_one_line_error(cli("prune --sparsity 1.5 " + mlp + out), "outside [0, 1)");
   expect_one_line_error(cli("prune --pack " + mlp + out), "pack needs method 2:4");
-  expect_one_line_error(cli("prune --method 2:4 " + test::model_path("cnn") + out), "divisible by 4");
+  // A layer that 2:4 cannot take (3 input channels) is skipped with a warning; naming it is an error.
+  expect_one_line_error(cli("prune --method 2:4 --include conv1 " + test::model_path("cnn") + out),
+                        "include names 'conv1', which 2:4 cannot take: K % 4 != 0 (K = 3)");
   expect_one_line_error(cli("prune --include 'decoder.*' " + mlp + out), "matches no prunable layer");
-  expect_one_line_error(cli("prune " + test::model_path("mlp_noworkload") + out), "--input-shape");
+  // Pruning needs no workload (PassesThatNeedNoWorkloadRun...); measuring energy does.
+  expect_one_line_error(cli("energy " + test::model_path("mlp_noworkload")), "--input-shape");
   expect_one_line_error(cli("prune --input-shape 3x5 " + mlp + out), "");
   expect_one_line_error(cli("prune " + mlp + " -o /no/such/dir/x.pt"), "does not exist");
   expect_one_line_error(cli("run /no/recipe.yaml " + mlp + out), "no such file");
