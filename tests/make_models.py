@@ -4,7 +4,8 @@ Each NAME.pt carries its workload (joule/workload.json) like a Joule-saved archi
 input `x` and PyTorch's output `y` so the C++ tests can check LibTorch reproduces PyTorch exactly.
 mlp_noworkload.pt has no workload, for the CLI's error path. cnn_traced.pt is a small CNN made by torch.jit.trace
 (its convs are aten::_convolution), cnn_traced_noworkload.pt the same with no workload (a user's model),
-cnn_pool.pt the same CNN scripted (aten::conv2d).
+cnn_pool.pt the same CNN scripted (aten::conv2d); forms_traced.pt / forms_scripted.pt hold conv3d, conv_transpose2d
+and addmm.
 """
 import json
 import os
@@ -73,6 +74,22 @@ class PoolCNN(nn.Module):
         return self.head(torch.relu(self.fc1(x)))
 
 
+class OtherForms(nn.Module):
+    """The other weight-op forms the graph layer meets: conv3d, a transposed conv, addmm with a weight parameter."""
+
+    def __init__(self):
+        super().__init__()
+        self.c3 = nn.Conv3d(2, 4, 3, padding=1)
+        self.up = nn.ConvTranspose2d(16, 8, 2, stride=2)
+        self.w = nn.Parameter(torch.randn(8, 5) * 0.3)
+        self.b = nn.Parameter(torch.randn(5) * 0.1)
+
+    def forward(self, x):
+        x = torch.relu(self.c3(x)).flatten(1, 2)  # 2 x 16 x 8 x 8
+        x = self.up(x).mean((2, 3))               # 2 x 8
+        return torch.addmm(self.b, x, self.w)
+
+
 class IO(nn.Module):
     def __init__(self, x, y):
         super().__init__()
@@ -115,6 +132,9 @@ def main():
                                   ("cnn_pool", False, True)):
         torch.manual_seed(3)
         save(PoolCNN(), name, torch.randn(4, 3, 16, 16), out, workload=workload, trace=trace)
+    for name, trace in (("forms_traced", True), ("forms_scripted", False)):
+        torch.manual_seed(4)
+        save(OtherForms(), name, torch.randn(2, 2, 4, 8, 8), out, trace=trace)
     torch.manual_seed(2)
     enc = nn.TransformerEncoderLayer(d_model=64, nhead=4, dim_feedforward=128, dropout=0.0, batch_first=True)
     save(enc, "encoder", torch.randn(2, 10, 64), out)

@@ -147,3 +147,27 @@ TEST(Workload, ParsesSpecsAndRejectsBadOnes) {
   EXPECT_TRUE(a[0].toTensor().equal(b[0].toTensor()));  // same seed, same inputs
   EXPECT_LT(a[0].toTensor().max().item<int64_t>(), 5);
 }
+
+TEST(Graph, EveryOtherWeightOpFormIsRecognised) {
+  // conv3d, a transposed conv and addmm, scripted (aten::conv3d, aten::conv_transpose2d) and traced (both
+  // aten::_convolution, the second with transposed = true).
+  for (const char* name : {"forms_traced", "forms_scripted"}) {
+    auto lm = load_model(test::model_path(name));
+    auto [x, y] = test::reference_io(name);
+    std::vector<c10::IValue> inputs{x};
+    Analysis a = analyze(lm.module, &inputs);
+    ASSERT_EQ(weights(a), (std::vector<std::string>{"c3.weight", "up.weight", "w"})) << name;
+    EXPECT_EQ(a.ops[0].kind, OpKind::Conv3d) << name;
+    EXPECT_EQ(a.ops[1].kind, OpKind::ConvTranspose) << name;
+    EXPECT_EQ(a.ops[2].kind, OpKind::MatMul) << name;
+    EXPECT_EQ(a.ops[1].in_dim, 0) << name;  // [C_in, C_out, kh, kw]
+    EXPECT_EQ(a.ops[1].out_dim, 1) << name;
+    EXPECT_EQ(a.ops[2].in_dim, 0) << name;  // x @ W, W [K, N]
+    EXPECT_EQ(a.ops[2].bias, "b") << name;
+    EXPECT_EQ(a.ops[0].macs, 2 * 4 * 4 * 8 * 8 * (2 * 27)) << name;  // output elements x C_in x kernel volume
+    EXPECT_EQ(a.ops[1].macs, 2 * 16 * 8 * 8 * (8 * 4)) << name;      // input elements x C_out x kernel area
+    EXPECT_EQ(a.ops[2].macs, 2 * 5 * 8) << name;
+    EXPECT_TRUE(a.chains.empty()) << name;  // a transposed conv is never shrunk; flatten(1, 2) is not followed
+    EXPECT_TRUE(a.ops[2].output) << name;
+  }
+}

@@ -301,3 +301,18 @@ TEST(Prune, StructuredRemovingZeroChannelsBeforeAFlattenIsExact) {
   EXPECT_EQ(get_tensor(cnn, "fc.weight").size(1), 6 * 64);
   EXPECT_TRUE(at::allclose(test::forward(cnn, x), before, 1e-5, 1e-5));
 }
+
+TEST(Prune, EveryWeightOpFormIsPrunedOrSkippedWithItsReason) {
+  for (const char* name : {"forms_traced", "forms_scripted"}) {
+    auto m = load_model(test::model_path(name)).module;
+    auto r = prune(m, {{"method", "unstructured"}, {"sparsity", 0.5}});
+    for (const char* w : {"c3.weight", "up.weight", "w"}) EXPECT_EQ(zeros(get_tensor(m, w)), get_tensor(m, w).numel() / 2) << w;
+    EXPECT_TRUE(r.skipped.empty()) << name;
+    auto m2 = load_model(test::model_path(name)).module;
+    auto s = prune(m2, {{"method", "structured"}, {"sparsity", 0.5}});
+    ASSERT_EQ(s.skipped.size(), 2u) << name;  // the transposed conv, and addmm (a matmul, also the output layer)
+    EXPECT_EQ(s.skipped[0].weight, "up.weight") << name;
+    EXPECT_NE(s.skipped[0].reason.find("not matmul, transposed"), std::string::npos) << name;
+    EXPECT_EQ(get_tensor(m2, "c3.weight").abs().flatten(1).sum(1).eq(0).sum().item<int64_t>(), 2) << name;  // rows zeroed
+  }
+}

@@ -29,7 +29,7 @@ const char* op_kind_name(OpKind k) {
     case OpKind::Conv1d: return "conv1d";
     case OpKind::Conv2d: return "conv2d";
     case OpKind::Conv3d: return "conv3d";
-    case OpKind::ConvTranspose: return "conv_transpose";
+    case OpKind::ConvTranspose: return "conv_t";  // transposed conv (fits the inspect table)
     case OpKind::MatMul: return "matmul";
     case OpKind::Embedding: return "embedding";
   }
