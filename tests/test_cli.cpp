@@ -365,9 +365,12 @@ TEST(Cli, BadInputGetsOneLineErrors) {
   expect_one_line_error(cli("prune --bogus " + mlp + out), "--bogus");
   expect_one_line_error(cli("prune --sparsity 1.5 " + mlp + out), "outside [0, 1)");
   expect_one_line_error(cli("prune --pack " + mlp + out), "pack needs method 2:4");
-  expect_one_line_error(cli("prune --method 2:4 " + test::model_path("cnn") + out), "divisible by 4");
+  // A layer that 2:4 cannot take (3 input channels) is skipped with a warning; naming it is an error.
+  expect_one_line_error(cli("prune --method 2:4 --include conv1 " + test::model_path("cnn") + out),
+                        "include names 'conv1', which 2:4 cannot take: K % 4 != 0 (K = 3)");
   expect_one_line_error(cli("prune --include 'decoder.*' " + mlp + out), "matches no prunable layer");
-  expect_one_line_error(cli("prune " + test::model_path("mlp_noworkload") + out), "--input-shape");
+  // Pruning needs no workload (PassesThatNeedNoWorkloadRun...); measuring energy does.
+  expect_one_line_error(cli("energy " + test::model_path("mlp_noworkload")), "--input-shape");
   expect_one_line_error(cli("prune --input-shape 3x5 " + mlp + out), "");
   expect_one_line_error(cli("prune " + mlp + " -o /no/such/dir/x.pt"), "does not exist");
   expect_one_line_error(cli("run /no/recipe.yaml " + mlp + out), "no such file");
@@ -386,4 +389,64 @@ TEST(Cli, BadInputGetsOneLineErrors) {
   std::string before = slurp(d / "in.pt");
   expect_one_line_error(cli("prune " + (d / "in.pt").string() + " -o " + (d / "in.pt").string()), "never overwrites");
   EXPECT_EQ(slurp(d / "in.pt"), before);
+}
+
+TEST(Cli, PassesThatNeedNoWorkloadRunOnAUserModelWithoutInputShape) {
+  // A traced CNN as users bring it: no workload in the archive, no --input-shape.
+  fs::path d = scratch();
+  std::string in = test::model_path("cnn_traced_noworkload");
+  std::string before = slurp(in);
+  for (const std::string& pass : {std::string("prune --sparsity 0.5"), std::string("quantize --scheme w8a8")}) {
+    CliRun r = cli(pass + " " + in + " -o " + (d / "u.pt").string() + " --report " + (d / "u.json").string() +
+                   " --plot " + (d / "u.svg").string());
+    ASSERT_EQ(r.code, 0) << pass << ": " << r.err;
+    EXPECT_EQ(slurp(in), before);
+    auto p = nlohmann::json::parse(slurp(d / "u.json"))["passes"][0];
+    for (const char* side : {"before", "after"}) {
+      EXPECT_EQ(p[side]["measured"], false) << pass;
+      EXPECT_NE(p[side]["not_measured"].get<std::string>().find("no workload"), std::string::npos) << pass;
+      EXPECT_TRUE(p[side]["latency_ms"].is_null()) << pass;
+      EXPECT_TRUE(p[side]["quality"]["cosine"].is_null()) << pass;
+      EXPECT_GT(p[side]["file_bytes"].get<int64_t>(), 0) << pass;
+    }
+    EXPECT_EQ(p["energy"]["source"], "none") << pass;
+    EXPECT_NE(r.out.find("latency, fidelity and energy not measured: no workload"), std::string::npos) << r.out;
+    EXPECT_NE(slurp(d / "u.svg").find("not measured (no workload)"), std::string::npos);
+    auto lm = load_model((d / "u.pt").string());
+    EXPECT_TRUE(lm.workload.is_null());  // no made-up workload is saved with it
+    if (pass.rfind("prune", 0) == 0) {
+      EXPECT_EQ(p["stats"]["zeroed_weights"], (16 * 27 + 32 * 144 + 64 * 32 + 10 * 64) / 2);
+    } else {
+      // W8A8 on a CNN: the linears are packed; the convs are named on stderr and in the report, with the reason.
+      EXPECT_EQ(p["stats"]["quantized_layers"], 2);
+      ASSERT_EQ(p["skipped"].size(), 2u);
+      EXPECT_EQ(p["skipped"][0]["weight"], "stem.weight");
+      EXPECT_EQ(p["skipped"][0]["reason"], "conv2d: no int8 conv kernel");
+      EXPECT_NE(r.err.find("joule: warning: quantize w8a8: skipped 2 weights: stem.weight, conv.weight (conv2d: no int8 "
+                           "conv kernel)\n"), std::string::npos) << r.err;
+      EXPECT_EQ(p["after"]["params"], p["before"]["params"]);  // packed weights still count
+      EXPECT_GT(p["after"]["packed_params"].get<int64_t>(), 0);
+    }
+  }
+  // A pass that does need a workload says so in one line.
+  expect_one_line_error(cli("quantize --scheme w8a8 --act static --calib " + test::model_path("mlp") + " " + in + " -o " +
+                            (d / "u2.pt").string()),
+                        "carries no workload");
+  EXPECT_FALSE(fs::exists(d / "u2.pt"));
+}
+
+TEST(Cli, StructuredPruningOfATracedCnnKeepsItsLogits) {
+  fs::path d = scratch();
+  CliRun r = cli("prune --method structured --sparsity 0.25 " + test::model_path("cnn_traced") + " -o " +
+                 (d / "s.pt").string() + " --report " + (d / "s.json").string() + " --energy-windows 2");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto p = nlohmann::json::parse(slurp(d / "s.json"))["passes"][0];
+  EXPECT_EQ(p["stats"]["shrunk_layers"], 3);
+  EXPECT_EQ(p["skipped"][0]["weight"], "head.weight");
+  EXPECT_GT(p["after"]["quality"]["cosine"].get<double>(), 0.8);
+  EXPECT_LT(p["after"]["file_bytes"], p["before"]["file_bytes"]);
+  auto lm = load_model((d / "s.pt").string());
+  auto [x, y] = test::reference_io("cnn_traced");
+  EXPECT_EQ(test::forward(lm.module, x).sizes(), y.sizes());  // all 10 logits
+  EXPECT_EQ(get_tensor(lm.module, "head.weight").size(0), 10);
 }

@@ -60,11 +60,49 @@ TEST(Graph, PyTorchCnnConvMacsAndBatchNormChain) {
   EXPECT_EQ(a.ops[1].macs, 2 * 32 * 16 * 16 * (16 * 9));
   EXPECT_EQ(a.ops[2].macs, 2 * 8 * 64 * 32);
   EXPECT_EQ(a.ops[3].macs, 2 * 10 * 512);
-  // conv1 -> bn1 -> relu -> conv2 shrinks; conv2 feeds max_pool (not followed), conv3 feeds flatten.
-  ASSERT_EQ(a.chains.size(), 1u);
+  // conv1 -> bn1 -> relu -> conv2; conv2 -> relu -> max_pool -> flatten(2) (channels stay dim 1) -> conv3; conv3 ->
+  // flatten(1) -> fc, where each of conv3's 8 channels is a block of 64 of fc's 512 input features.
+  ASSERT_EQ(a.chains.size(), 3u);
   EXPECT_EQ(a.chains[0].producer, 0u);
   EXPECT_EQ(a.chains[0].consumer, 1u);
   EXPECT_EQ(a.chains[0].batch_norm, "bn1");
+  EXPECT_EQ(a.chains[0].block, 1);
+  EXPECT_EQ(a.chains[1].producer, 1u);
+  EXPECT_EQ(a.chains[1].consumer, 2u);
+  EXPECT_EQ(a.chains[1].block, 1);
+  EXPECT_EQ(a.chains[2].producer, 2u);
+  EXPECT_EQ(a.chains[2].consumer, 3u);
+  EXPECT_EQ(a.chains[2].block, 64);
+  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(a.ops[i].output, i == 3) << i;  // fc is the output layer
+}
+
+TEST(Graph, TracedConvolutionsAreConvsWithTheirChainsAndOutputLayer) {
+  // torch.jit.trace records nn.Conv2d as aten::_convolution: the same ops, MACs and chains as the scripted model.
+  for (const char* name : {"cnn_traced", "cnn_pool"}) {
+    auto lm = load_model(test::model_path(name));
+    auto [x, y] = test::reference_io(name);
+    EXPECT_TRUE(at::allclose(test::forward(lm.module, x), y, 1e-5, 1e-6)) << name;
+    std::vector<c10::IValue> inputs{x};
+    Analysis a = analyze(lm.module, &inputs);
+    ASSERT_EQ(weights(a), (std::vector<std::string>{"stem.weight", "conv.weight", "fc1.weight", "head.weight"})) << name;
+    EXPECT_EQ(a.ops[0].kind, OpKind::Conv2d) << name;
+    EXPECT_EQ(a.ops[1].kind, OpKind::Conv2d) << name;
+    EXPECT_EQ(a.ops[0].bias, "stem.bias") << name;
+    EXPECT_EQ(a.ops[0].groups, 1) << name;
+    EXPECT_EQ(a.ops[0].macs, 4 * 16 * 16 * 16 * (3 * 9)) << name;
+    EXPECT_EQ(a.ops[1].macs, 4 * 32 * 8 * 8 * (16 * 9)) << name;
+    EXPECT_EQ(a.ops[2].macs, 4 * 64 * 32) << name;
+    EXPECT_EQ(a.ops[0].logical_weights, 16 * 3 * 9) << name;
+    // stem -> bn -> relu -> max_pool -> conv; conv -> relu -> adaptive_avg_pool -> flatten -> fc1 (a 1x1 block);
+    // fc1 -> relu -> head. head is the output layer.
+    ASSERT_EQ(a.chains.size(), 3u) << name;
+    EXPECT_EQ(a.chains[0].batch_norm, "bn") << name;
+    EXPECT_EQ(a.chains[1].producer, 1u) << name;
+    EXPECT_EQ(a.chains[1].consumer, 2u) << name;
+    EXPECT_EQ(a.chains[1].block, 1) << name;
+    EXPECT_EQ(a.chains[2].consumer, 3u) << name;
+    for (size_t i = 0; i < 4; ++i) EXPECT_EQ(a.ops[i].output, i == 3) << name << " " << i;
+  }
 }
 
 TEST(Graph, PyTorchEncoderPackedProjectionsAndFeedForwardChain) {
@@ -108,4 +146,28 @@ TEST(Workload, ParsesSpecsAndRejectsBadOnes) {
   auto a = w.make_inputs(), b = w.make_inputs();
   EXPECT_TRUE(a[0].toTensor().equal(b[0].toTensor()));  // same seed, same inputs
   EXPECT_LT(a[0].toTensor().max().item<int64_t>(), 5);
+}
+
+TEST(Graph, EveryOtherWeightOpFormIsRecognised) {
+  // conv3d, a transposed conv and addmm, scripted (aten::conv3d, aten::conv_transpose2d) and traced (both
+  // aten::_convolution, the second with transposed = true).
+  for (const char* name : {"forms_traced", "forms_scripted"}) {
+    auto lm = load_model(test::model_path(name));
+    auto [x, y] = test::reference_io(name);
+    std::vector<c10::IValue> inputs{x};
+    Analysis a = analyze(lm.module, &inputs);
+    ASSERT_EQ(weights(a), (std::vector<std::string>{"c3.weight", "up.weight", "w"})) << name;
+    EXPECT_EQ(a.ops[0].kind, OpKind::Conv3d) << name;
+    EXPECT_EQ(a.ops[1].kind, OpKind::ConvTranspose) << name;
+    EXPECT_EQ(a.ops[2].kind, OpKind::MatMul) << name;
+    EXPECT_EQ(a.ops[1].in_dim, 0) << name;  // [C_in, C_out, kh, kw]
+    EXPECT_EQ(a.ops[1].out_dim, 1) << name;
+    EXPECT_EQ(a.ops[2].in_dim, 0) << name;  // x @ W, W [K, N]
+    EXPECT_EQ(a.ops[2].bias, "b") << name;
+    EXPECT_EQ(a.ops[0].macs, 2 * 4 * 4 * 8 * 8 * (2 * 27)) << name;  // output elements x C_in x kernel volume
+    EXPECT_EQ(a.ops[1].macs, 2 * 16 * 8 * 8 * (8 * 4)) << name;      // input elements x C_out x kernel area
+    EXPECT_EQ(a.ops[2].macs, 2 * 5 * 8) << name;
+    EXPECT_TRUE(a.chains.empty()) << name;  // a transposed conv is never shrunk; flatten(1, 2) is not followed
+    EXPECT_TRUE(a.ops[2].output) << name;
+  }
 }

@@ -14,6 +14,7 @@
 #include "compress/passes/quantize.h"
 #include "compress/passes/registry.h"
 #include "compress/pipeline/job.h"
+#include "compress/pipeline/measure.h"
 #include "compress/pipeline/recipe.h"
 #include "models/builders.h"
 
@@ -346,4 +347,36 @@ TEST(Job, RunsPassesWithProbeAndFillsTheWorkload) {
             r.passes[0].before.nonzero_params - r.passes[0].stats["zeroed_weights"].get<int64_t>());
   // The job's model was compressed in place: the structured pass shrank a block's hidden layer.
   EXPECT_EQ(get_tensor(job.model, "blocks.0.a.weight").size(0), 24);
+}
+
+TEST(Job, WithoutAWorkloadPassesThatNeedNoneRunAndOnlySizesAreMeasured) {
+  CompressionJob job;
+  job.model = models::build_mlp({16, 24, 32, 4, 1, 0});
+  job.model_path = "no workload";
+  job.passes.add(make_pass("prune", {{"method", "2:4"}}));
+  job.passes.add(make_pass("quantize", {{"scheme", "w8a8"}}));
+  auto probe = std::make_shared<CountingProbe>();
+  job.quality = probe;  // a task probe needs no workload: it still scores every stage
+  Report r = run_job(job);
+  ASSERT_EQ(r.passes.size(), 2u);
+  for (const auto& p : r.passes)
+    for (const Metrics* m : {&p.before, &p.after}) {
+      EXPECT_FALSE(m->measured);
+      EXPECT_EQ(m->not_measured, kNoWorkload);
+      EXPECT_EQ(m->latency_ms, 0.0);
+      EXPECT_TRUE(m->energy.empty());
+      EXPECT_GT(m->file_bytes, 0);
+    }
+  EXPECT_EQ(probe->calls, 3);
+  EXPECT_EQ(r.passes[0].stats["zeroed_weights"], (16 * 24 + 24 * 32 + 32 * 24 + 24 * 4) / 2);
+  EXPECT_EQ(r.passes[1].after.params, r.passes[0].after.params);  // packed, and still counted
+  EXPECT_EQ(r.model["weight_ops"], 4);
+  // A pass that reads the workload is refused in one line before anything runs.
+  CompressionJob job2;
+  job2.model = models::build_mlp({16, 24, 32, 4, 1, 0});
+  job2.measure_energy = false;
+  Log log;
+  job2.passes.add(std::make_unique<ProbePass>("a", true, &log));
+  EXPECT_NE(error_of([&] { run_job(job2); }).find("pass 'probe a' needs a workload"), std::string::npos);
+  EXPECT_TRUE(log.order.empty());
 }

@@ -81,8 +81,11 @@ TEST(Prune, TwoFourOnLinearAndConvAlongInputDim) {
     EXPECT_EQ(zeros(t), t.numel() / 2) << w;
   }
   auto cnn = load_model(test::model_path("cnn")).module;
-  EXPECT_THROW(prune(cnn, {{"method", "2:4"}}), Error);  // conv1 has 3 input channels
-  prune(cnn, {{"method", "2:4"}, {"exclude", "conv1"}});
+  // conv1 has 3 input channels: it stays dense, reported as skipped, unless an include names it (an error).
+  EXPECT_THROW(prune(cnn, {{"method", "2:4"}, {"include", "conv1"}}), Error);
+  auto r = prune(cnn, {{"method", "2:4"}});
+  ASSERT_EQ(r.skipped.size(), 1u);
+  EXPECT_EQ(r.skipped[0].weight, "conv1.weight");
   EXPECT_EQ(zeros(get_tensor(cnn, "conv1.weight")), 0);
   for (const char* w : {"conv2.weight", "conv3.weight", "fc.weight"}) EXPECT_TRUE(holds_nm(get_tensor(cnn, w), 1, 2, 4)) << w;
   auto m2 = models::build_mlp({24, 40, 72, 5, 1, 3});
@@ -205,4 +208,111 @@ TEST(Prune, SavedModelReloadsWithIdenticalOutputs) {
   EXPECT_TRUE(holds_nm(get_tensor(back.module, "blocks.1.a.weight"), 1, 2, 4));
   EXPECT_EQ(back.workload, lm.workload);
   std::filesystem::remove(path);
+}
+
+TEST(Prune, TracedCnnUnstructuredZeroesHalfOfEveryConvAndLinear) {
+  // torch.jit.trace gives aten::_convolution: its convs are pruned like the linears, not silently left dense.
+  auto m = load_model(test::model_path("cnn_traced")).module;
+  auto r = prune(m, {{"method", "unstructured"}, {"sparsity", 0.5}});
+  int64_t total = 0, zeroed = 0;
+  for (const char* w : {"stem.weight", "conv.weight", "fc1.weight", "head.weight"}) {
+    at::Tensor t = get_tensor(m, w);
+    EXPECT_EQ(zeros(t), t.numel() / 2) << w;
+    total += t.numel(), zeroed += zeros(t);
+  }
+  EXPECT_EQ(total, 16 * 27 + 32 * 144 + 64 * 32 + 10 * 64);
+  EXPECT_EQ(r.stats["zeroed_weights"], zeroed);
+  EXPECT_EQ(r.stats["layers"].size(), 4u);
+  EXPECT_TRUE(r.skipped.empty());
+}
+
+TEST(Prune, TwoFourLeavesLayersWithKNotAMultipleOfFourFloatUnlessAnIncludeNamesThem) {
+  // The 3-channel stem cannot be 2:4 along its input channels: it stays dense, listed with the reason.
+  auto m = load_model(test::model_path("cnn_traced")).module;
+  at::Tensor stem = get_tensor(m, "stem.weight").clone();
+  auto r = prune(m, {{"method", "2:4"}});
+  ASSERT_EQ(r.skipped.size(), 1u);
+  EXPECT_EQ(r.skipped[0].weight, "stem.weight");
+  EXPECT_EQ(r.skipped[0].reason, "K % 4 != 0 (K = 3)");
+  EXPECT_TRUE(get_tensor(m, "stem.weight").equal(stem));
+  EXPECT_TRUE(holds_nm(get_tensor(m, "conv.weight"), 1, 2, 4));
+  EXPECT_TRUE(holds_nm(get_tensor(m, "head.weight"), 1, 2, 4));
+  EXPECT_EQ(r.stats["layers"].size(), 3u);
+  // A glob that happens to match it is still a skip; naming the layer is an error.
+  auto m2 = load_model(test::model_path("cnn_traced")).module;
+  auto r2 = prune(m2, {{"method", "2:4"}, {"include", {"s*", "conv"}}});
+  ASSERT_EQ(r2.skipped.size(), 3u);  // stem (K % 4), fc1 and head (not selected: by the user, not warned about)
+  EXPECT_EQ(r2.skipped[0].reason, "K % 4 != 0 (K = 3)");
+  EXPECT_FALSE(r2.skipped[0].by_user);
+  EXPECT_TRUE(r2.skipped[1].by_user);
+  EXPECT_EQ(skipped_summary(r2.skipped), "skipped 1 weight: stem.weight (K % 4 != 0 (K = 3))");
+  auto m3 = load_model(test::model_path("cnn_traced")).module;
+  try {
+    prune(m3, {{"method", "2:4"}, {"include", {"stem", "conv"}}});
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("include names 'stem', which 2:4 cannot take: K % 4 != 0 (K = 3)"),
+              std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(get_tensor(m3, "conv.weight").count_nonzero().item<int64_t>() == get_tensor(m3, "conv.weight").numel());
+}
+
+TEST(Prune, StructuredCnnKeepsItsLogitsAndShrinksThroughPoolingAndFlatten) {
+  for (const char* name : {"cnn_traced", "cnn_pool"}) {
+    auto m = load_model(test::model_path(name)).module;
+    auto [x, y] = test::reference_io(name);
+    auto r = prune(m, {{"method", "structured"}, {"sparsity", 0.25}});
+    // The classifier is the output layer: never shrunk or zeroed by default.
+    ASSERT_EQ(r.skipped.size(), 1u) << name;
+    EXPECT_EQ(r.skipped[0].weight, "head.weight") << name;
+    EXPECT_NE(r.skipped[0].reason.find("output layer"), std::string::npos) << name;
+    EXPECT_EQ(get_tensor(m, "head.weight").count_nonzero().item<int64_t>(), 10 * 48) << name;  // all 10 logits live
+    // stem (through bn and max_pool), conv (through adaptive pooling and flatten) and fc1 all shrink.
+    EXPECT_EQ(r.stats["shrunk_layers"], 3) << name;
+    EXPECT_EQ(get_tensor(m, "stem.weight").sizes(), (at::IntArrayRef{12, 3, 3, 3})) << name;
+    EXPECT_EQ(get_tensor(m, "bn.running_mean").size(0), 12) << name;
+    EXPECT_EQ(get_tensor(m, "conv.weight").sizes(), (at::IntArrayRef{24, 12, 3, 3})) << name;
+    EXPECT_EQ(get_tensor(m, "fc1.weight").sizes(), (at::IntArrayRef{48, 24})) << name;
+    EXPECT_EQ(get_tensor(m, "head.weight").sizes(), (at::IntArrayRef{10, 48})) << name;
+    at::Tensor out = test::forward(m, x);
+    ASSERT_EQ(out.sizes(), y.sizes()) << name;
+    // A quarter of every hidden width gone without fine-tuning: the logits still point the same way.
+    double cos = (out.flatten().dot(y.flatten()) / (out.norm() * y.norm())).item<double>();
+    EXPECT_GT(cos, 0.8) << name;
+    EXPECT_LT(cos, 1.0 - 1e-6) << name;
+  }
+  // Naming the head prunes it (zeroed rows: nothing after it to shrink).
+  auto m = load_model(test::model_path("cnn_traced")).module;
+  auto r = prune(m, {{"method", "structured"}, {"sparsity", 0.5}, {"include", "head"}});
+  EXPECT_EQ(get_tensor(m, "head.weight").abs().sum(1).eq(0).sum().item<int64_t>(), 5);
+}
+
+TEST(Prune, StructuredRemovingZeroChannelsBeforeAFlattenIsExact) {
+  // cnn: conv3 (Conv1d, 8 channels of 64 positions) -> flatten(1) -> fc: channel c is fc's columns [64c, 64c + 64).
+  auto cnn = load_model(test::model_path("cnn")).module;
+  torch::NoGradGuard no_grad;
+  at::Tensor idx = at::tensor({2, 5}, at::kLong);
+  for (const char* t : {"conv3.weight", "conv3.bias"}) get_tensor(cnn, t).index_fill_(0, idx, 0);
+  auto [x, y] = test::reference_io("cnn");
+  at::Tensor before = test::forward(cnn, x);
+  auto r = prune(cnn, {{"method", "structured"}, {"sparsity", 0.25}, {"include", "conv3"}});
+  EXPECT_EQ(r.stats["layers"][0]["consumer"], "fc");
+  EXPECT_EQ(get_tensor(cnn, "conv3.weight").size(0), 6);
+  EXPECT_EQ(get_tensor(cnn, "fc.weight").size(1), 6 * 64);
+  EXPECT_TRUE(at::allclose(test::forward(cnn, x), before, 1e-5, 1e-5));
+}
+
+TEST(Prune, EveryWeightOpFormIsPrunedOrSkippedWithItsReason) {
+  for (const char* name : {"forms_traced", "forms_scripted"}) {
+    auto m = load_model(test::model_path(name)).module;
+    auto r = prune(m, {{"method", "unstructured"}, {"sparsity", 0.5}});
+    for (const char* w : {"c3.weight", "up.weight", "w"}) EXPECT_EQ(zeros(get_tensor(m, w)), get_tensor(m, w).numel() / 2) << w;
+    EXPECT_TRUE(r.skipped.empty()) << name;
+    auto m2 = load_model(test::model_path(name)).module;
+    auto s = prune(m2, {{"method", "structured"}, {"sparsity", 0.5}});
+    ASSERT_EQ(s.skipped.size(), 2u) << name;  // the transposed conv, and addmm (a matmul, also the output layer)
+    EXPECT_EQ(s.skipped[0].weight, "up.weight") << name;
+    EXPECT_NE(s.skipped[0].reason.find("not matmul, transposed"), std::string::npos) << name;
+    EXPECT_EQ(get_tensor(m2, "c3.weight").abs().flatten(1).sum(1).eq(0).sum().item<int64_t>(), 2) << name;  // rows zeroed
+  }
 }

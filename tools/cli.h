@@ -67,8 +67,10 @@ struct MeasureFlags {
   void add_energy_to(CLI::App* app);  // energy flags only
   void add_workload_to(CLI::App* app, bool timing);  // --input-shape (and --warmup/--reps)
   energy::Settings energy_settings() const;
-  // CLI flags beat the recipe's workload, which beats the one carried in the model archive.
-  Workload workload(const LoadedModel& lm, const nlohmann::json& recipe_workload, const std::string& model) const;
+  // CLI flags beat the recipe's workload, which beats the one carried in the model archive. None of them and not
+  // `required`: a workload without inputs (passes that need none; only sizes are measured).
+  Workload workload(const LoadedModel& lm, const nlohmann::json& recipe_workload, const std::string& model,
+                    bool required = true) const;
 };
 
 // A TorchScript archive, or a Hugging Face BERT folder (config.json + model.safetensors + vocab.txt).

@@ -111,7 +111,8 @@ energy::Settings MeasureFlags::energy_settings() const {
   return s;
 }
 
-Workload MeasureFlags::workload(const LoadedModel& lm, const nlohmann::json& recipe_workload, const std::string& model) const {
+Workload MeasureFlags::workload(const LoadedModel& lm, const nlohmann::json& recipe_workload, const std::string& model,
+                                bool required) const {
   Workload w;
   if (!input_shapes.empty()) {
     for (const auto& s : input_shapes) w.inputs.push_back(parse_input_spec(s));
@@ -119,8 +120,10 @@ Workload MeasureFlags::workload(const LoadedModel& lm, const nlohmann::json& rec
     w = Workload::from_json(recipe_workload);
   } else if (!lm.workload.is_null()) {
     w = Workload::from_json(lm.workload);
-  } else {
+  } else if (required) {
     fail("model '{}' carries no workload: pass --input-shape (e.g. 1x784, or i64:1x128 for token ids)", model);
+  } else {
+    return w;  // no inputs: the passes run, sizes are measured, the report says why nothing else was
   }
   if (warmup >= 0) w.warmup = warmup;
   if (reps >= 0) w.reps = reps;
@@ -134,6 +137,13 @@ LoadedModel load_any(const std::string& path) {
 }
 
 namespace {
+
+// Whether a pass of the pipeline reads the workload (distillation, calibrated quantization).
+bool needs_workload(const Pipeline& p) {
+  for (size_t i = 0; i < p.size(); ++i)
+    if (p.pass(i).needs_workload()) return true;
+  return false;
+}
 
 // The processes a pipeline's distill pass asks for (nproc), 1 when none does.
 int64_t requested_processes(const Pipeline& p) {
@@ -215,7 +225,7 @@ int compress_model(Pipeline pipeline, const std::string& model, const std::strin
     LoadedModel lm = load_any(model);
     CompressionJob job;
     job.model = lm.module;
-    job.workload = f.workload(lm, recipe_workload, model);
+    job.workload = f.workload(lm, recipe_workload, model, needs_workload(pipeline));
     job.workload.warmup = 0, job.workload.reps = 1;
     job.measure_energy = false;
     job.calibration = std::make_shared<models::TextCalibration>(lm, model);
@@ -258,7 +268,7 @@ int compress_model(Pipeline pipeline, const std::string& model, const std::strin
   job.calibration = std::make_shared<models::TextCalibration>(lm, model);
   job.model = lm.module;
   job.model_path = model;
-  job.workload = f.workload(lm, recipe_workload, model);
+  job.workload = f.workload(lm, recipe_workload, model, needs_workload(pipeline));
   job.step = f.step;
   job.passes = std::move(pipeline);
   if (!recipe_path.empty()) job.info["recipe"] = recipe_path;
@@ -274,7 +284,8 @@ int compress_model(Pipeline pipeline, const std::string& model, const std::strin
   nlohmann::json provenance = lm.provenance.is_null() ? nlohmann::json{{"passes", nlohmann::json::array()}} : lm.provenance;
   for (const auto& p : report.passes) provenance["passes"].push_back({{"name", p.name}, {"options", p.options}});
   if (!f.export_hf.empty()) models::hf_export_config(*encoder, job.model, f.export_hf);  // refuse before writing
-  save_model(job.model, out, model, job.workload.to_json(), provenance, lm.extra);
+  save_model(job.model, out, model, job.workload.inputs.empty() ? nlohmann::json() : job.workload.to_json(), provenance,
+             lm.extra);
   fmt::print("wrote {}\n", out);
   if (!f.export_hf.empty()) {
     models::save_hf_encoder(*encoder, job.model, f.export_hf);

@@ -28,4 +28,10 @@ bool selected(const std::string& module, const std::vector<std::string>& include
   return in;
 }
 
+bool named(const std::string& module, const std::vector<std::string>& include) {
+  for (const auto& g : include)
+    if (g == module && g.find_first_of("*?[") == std::string::npos) return true;
+  return false;
+}
+
 }  // namespace joule

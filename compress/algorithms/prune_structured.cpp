@@ -4,8 +4,8 @@
 // layer's outputs reach exactly one consumer through zero-preserving ops (and maybe a batch norm: a ShrinkChain,
 // compress/ir/graph.h), removing output feature i of the producer and input feature i of the consumer changes
 // nothing else, so the producer's weight rows and bias entries, the batch norm's per-channel tensors and the
-// consumer's input columns are replaced by smaller tensors (index_select of the kept indices). Elsewhere the rows
-// are only zeroed. A consumer that was 2:4 sparse can lose the pattern when its input features go: warned about.
+// consumer's input columns are replaced by smaller tensors (index_select of the kept indices; after a flatten of a
+// conv's channels and spatial dims, each channel's block of columns). Elsewhere the rows are only zeroed. A consumer that was 2:4 sparse can lose the pattern when its input features go: warned about.
 #include "compress/algorithms/prune_structured.h"
 
 #include <fmt/format.h>
@@ -48,23 +48,26 @@ StructuredPruning prune_structured(torch::jit::Module& m, const Analysis& a, con
       r.layers.push_back(pruned_layer(p.op, shape, w, "zeroed output channels (no shrinkable consumer)"));
       continue;
     }
-    auto shrink = [&](const std::string& path, int dim) {
+    auto shrink = [&](const std::string& path, int dim, const at::Tensor& kept) {
       at::Tensor old = get_tensor(m, path);
-      at::Tensor fresh = old.detach().index_select(dim, p.kept).contiguous();
+      at::Tensor fresh = old.detach().index_select(dim, kept).contiguous();
       if (old.requires_grad()) fresh.set_requires_grad(true);
       set_tensor(m, path, fresh);
     };
-    shrink(op.weight, 0);
-    if (!op.bias.empty()) shrink(op.bias, 0);
+    shrink(op.weight, 0, p.kept);
+    if (!op.bias.empty()) shrink(op.bias, 0, p.kept);
     const ShrinkChain& c = a.chains[*chain];
     if (!c.batch_norm.empty())
       for (const char* t : {"weight", "bias", "running_mean", "running_var"}) {
         auto bn = submodule(m, c.batch_norm);
-        if (bn.hasattr(t) && bn.attr(t).isTensor()) shrink(c.batch_norm + "." + t, 0);
+        if (bn.hasattr(t) && bn.attr(t).isTensor()) shrink(c.batch_norm + "." + t, 0, p.kept);
       }
     const WeightOp& consumer = a.ops[c.consumer];
     bool was_nm = nm_holds(get_tensor(m, consumer.weight), consumer.in_dim, 2, 4);
-    shrink(consumer.weight, consumer.in_dim);
+    at::Tensor consumer_kept = p.kept;
+    if (c.block > 1)  // after a flatten, channel i is the consumer's input features [i * block, (i + 1) * block)
+      consumer_kept = (p.kept.unsqueeze(1) * c.block + at::arange(c.block, p.kept.options()).unsqueeze(0)).reshape(-1);
+    shrink(consumer.weight, consumer.in_dim, consumer_kept);
     if (was_nm && !nm_holds(get_tensor(m, consumer.weight), consumer.in_dim, 2, 4))
       r.warnings.push_back(fmt::format("'{}' was 2:4 sparse; removing its input features broke the pattern "
                                        "(run structured pruning before N:M)", consumer.module));

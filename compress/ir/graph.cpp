@@ -28,6 +28,8 @@ const char* op_kind_name(OpKind k) {
     case OpKind::Linear: return "linear";
     case OpKind::Conv1d: return "conv1d";
     case OpKind::Conv2d: return "conv2d";
+    case OpKind::Conv3d: return "conv3d";
+    case OpKind::ConvTranspose: return "conv_t";  // transposed conv (fits the inspect table)
     case OpKind::MatMul: return "matmul";
     case OpKind::Embedding: return "embedding";
   }
@@ -131,11 +133,21 @@ Value* through_row_slices(Value* v, bool& derived) {
   return v;
 }
 
+// Ops whose output feature i depends on input feature i alone and is 0 where it is 0: elementwise activations,
+// and for conv channels the poolings (a removed channel is an all-zero plane, which pools to zeros).
 bool maps_zero_to_zero(c10::Symbol k) {
   static const std::set<c10::Symbol> ops = {
       aten::relu,  aten::relu_,  aten::gelu,      aten::tanh,     aten::silu,      aten::leaky_relu,
       aten::relu6, aten::hardtanh, aten::hardswish, aten::mish,   aten::elu,       aten::dropout,
-      aten::contiguous, aten::clone, aten::feature_dropout, aten::detach};
+      aten::contiguous, aten::clone, aten::feature_dropout, aten::detach, aten::dropout_, aten::hardtanh_,
+      aten::silu_, aten::gelu_, aten::alpha_dropout, aten::feature_alpha_dropout};
+  return ops.count(k) > 0;
+}
+bool pools_per_channel(c10::Symbol k) {
+  static const std::set<c10::Symbol> ops = {
+      aten::max_pool1d, aten::max_pool2d, aten::max_pool3d, aten::avg_pool1d, aten::avg_pool2d, aten::avg_pool3d,
+      aten::adaptive_avg_pool1d, aten::adaptive_avg_pool2d, aten::adaptive_avg_pool3d, aten::adaptive_max_pool1d,
+      aten::adaptive_max_pool2d, aten::adaptive_max_pool3d, aten::upsample_nearest1d, aten::upsample_nearest2d};
   return ops.count(k) > 0;
 }
 
@@ -250,10 +262,28 @@ Scan scan(const torch::jit::Module& module) {
     int w_idx = -1, b_idx = -1, act = 0;
     if (k == aten::linear) {
       op.kind = OpKind::Linear, w_idx = 1, b_idx = 2, op.in_dim = 1, op.out_dim = 0;
-    } else if (k == aten::conv1d || k == aten::conv2d) {
-      op.kind = k == aten::conv1d ? OpKind::Conv1d : OpKind::Conv2d;
+    } else if (k == aten::conv1d || k == aten::conv2d || k == aten::conv3d) {
+      op.kind = OpKind::Conv2d;  // by the weight's rank, below
       w_idx = 1, b_idx = 2, op.in_dim = 1, op.out_dim = 0;
       op.groups = const_int(n->input(6)).value_or(-1);  // -1: groups not a constant
+    } else if (k == aten::conv_transpose1d || k == aten::conv_transpose2d || k == aten::conv_transpose3d) {
+      op.kind = OpKind::ConvTranspose;  // weight [C_in, C_out / groups, k...]
+      w_idx = 1, b_idx = 2, op.in_dim = 0, op.out_dim = 1;
+      op.groups = const_int(n->input(6)).value_or(-1);
+    } else if (k == aten::_convolution || k == aten::convolution) {
+      // (input, weight, bias, stride, padding, dilation, transposed, output_padding, groups, ...): torch.jit.trace
+      // records every nn.ConvNd this way.
+      auto iv = torch::jit::toIValue(n->input(6));
+      bool transposed = !iv || !iv->isBool() || iv->toBool();  // unknown: the safe reading (never shrunk)
+      op.kind = transposed ? OpKind::ConvTranspose : OpKind::Conv2d;
+      w_idx = 1, b_idx = 2;
+      op.in_dim = transposed ? 0 : 1, op.out_dim = transposed ? 1 : 0;
+      op.groups = iv && iv->isBool() ? const_int(n->input(8)).value_or(-1) : -1;
+    } else if (k == aten::addmm) {
+      // addmm(bias, x, W) = bias + x @ W: what old traces of nn.Linear over a pre-transposed weight give.
+      op.kind = OpKind::MatMul;
+      bool d = false;
+      if (param_of(n->input(2), d)) w_idx = 2, act = 1;
     } else if (k == aten::embedding) {
       op.kind = OpKind::Embedding, w_idx = 0, act = 1;
     } else if (k == aten::matmul || k == aten::mm) {
@@ -281,6 +311,9 @@ Scan scan(const torch::jit::Module& module) {
       bool bd = false;
       if (auto b = param_of(n->input(pl->first(ops::ArgKind::Bias)), bd); b && !bd) op.bias = *b;
       op.uses = 1;
+      const int kin = pl->index("in_features");
+      const int64_t K = kin >= 0 ? const_int(n->input(kin)).value_or(0) : op.weight_shape.at(1);
+      op.logical_weights = op.weight_shape.at(0) * K;
       found.push_back({n, op, 0});
       continue;
     } else {
@@ -292,11 +325,19 @@ Scan scan(const torch::jit::Module& module) {
     op.weight = *w;
     op.module = split_last(*w).first;
     op.weight_shape = get_tensor(module, *w).sizes().vec();
+    op.logical_weights = std::accumulate(op.weight_shape.begin(), op.weight_shape.end(), int64_t{1}, std::multiplies<>());
+    if (op.kind == OpKind::Conv2d) {
+      const size_t rank = op.weight_shape.size();
+      if (rank < 3 || rank > 5) continue;  // not a conv weight LibTorch would accept
+      op.kind = rank == 3 ? OpKind::Conv1d : rank == 4 ? OpKind::Conv2d : OpKind::Conv3d;
+    }
     if (op.kind == OpKind::MatMul) {
       int64_t d = static_cast<int64_t>(op.weight_shape.size());
-      op.in_dim = w_idx == 1 ? static_cast<int>(d - 2) : static_cast<int>(d - 1);
-      op.out_dim = w_idx == 1 ? static_cast<int>(d - 1) : static_cast<int>(d - 2);
+      if (d < 2) continue;  // a vector operand: no input/output feature dimensions
+      op.in_dim = w_idx != 0 ? static_cast<int>(d - 2) : static_cast<int>(d - 1);
+      op.out_dim = w_idx != 0 ? static_cast<int>(d - 1) : static_cast<int>(d - 2);
     }
+    if (b_idx < 0 && k == aten::addmm) b_idx = 0;
     if (b_idx >= 0) {
       bool bd = false;
       if (auto b = param_of(n->input(b_idx), bd); b && !bd) op.bias = *b;
@@ -368,11 +409,15 @@ Analysis analyze(const torch::jit::Module& module, const std::vector<c10::IValue
 
   for (size_t i = 0; i < found.size(); ++i) {
     const WeightOp& p = found[i].op;
-    bool shrinkable_kind = (p.kind == OpKind::Linear || p.kind == OpKind::Conv1d || p.kind == OpKind::Conv2d) && p.quant.empty();
-    if (!shrinkable_kind || p.derived || p.uses != 1 || p.groups != 1) continue;
+    const bool conv = p.kind == OpKind::Conv1d || p.kind == OpKind::Conv2d || p.kind == OpKind::Conv3d;
+    if (!(conv || p.kind == OpKind::Linear) || !p.quant.empty()) continue;
+    if (p.derived || p.uses != 1 || p.groups != 1) continue;
     if (!p.bias.empty() && param_uses[p.bias] != 1) continue;
     Value* v = found[i].node->output();
     std::string bn;
+    // Conv activations are read as batched, (N, C, ...): channels are dim 1. After a flatten of the channel and
+    // spatial dims the features are the last dim, in blocks of H x W per channel, for a linear consumer.
+    bool flattened = false;
     for (int step = 0; step < 16; ++step) {
       std::vector<torch::jit::Use> uses;
       for (const auto& use : v->uses())
@@ -381,25 +426,65 @@ Analysis analyze(const torch::jit::Module& module, const std::vector<c10::IValue
       Node* u = uses[0].user;
       size_t off = uses[0].offset;
       if (off != 0) break;
-      if (maps_zero_to_zero(u->kind())) {
+      const auto uk = u->kind();
+      if (maps_zero_to_zero(uk) || (conv && !flattened && pools_per_channel(uk) && u->outputs().size() == 1)) {
         v = u->output();
         continue;
       }
-      if (u->kind() == aten::batch_norm && bn.empty() && p.kind != OpKind::Linear) {
+      if (uk == aten::batch_norm && bn.empty() && conv && !flattened) {
         auto mean = attr_path(u->input(3), self);  // running stats are buffers
         if (!mean) break;
         bn = split_last(*mean).first;
         v = u->output();
         continue;
       }
+      if (uk == aten::flatten && conv && !flattened) {
+        auto start = const_int(u->input(1)), end = const_int(u->input(2));
+        if (start && *start >= 2) {  // the channel dim stays dim 1
+          v = u->output();
+          continue;
+        }
+        if (start != 1 || end != -1) break;
+        flattened = true;
+        v = u->output();
+        continue;
+      }
       auto it = index_of.find(u);
       if (it == index_of.end()) break;
       const WeightOp& c = found[it->second].op;
-      bool same_family = (c.kind == OpKind::Linear) == (p.kind == OpKind::Linear) && c.kind != OpKind::MatMul &&
-                         c.kind != OpKind::Embedding && c.quant.empty();
-      if (same_family && !c.derived && c.uses == 1 && c.groups == 1 && found[it->second].act_input == 0)
-        a.chains.push_back({i, it->second, bn});
+      const bool c_conv = c.kind == OpKind::Conv1d || c.kind == OpKind::Conv2d || c.kind == OpKind::Conv3d;
+      const bool fits = flattened ? c.kind == OpKind::Linear : (c.kind == OpKind::Linear) == (p.kind == OpKind::Linear) &&
+                                                                 (c_conv || c.kind == OpKind::Linear);
+      if (!fits || !c.quant.empty() || c.derived || c.uses != 1 || c.groups != 1 || found[it->second].act_input != 0)
+        break;
+      const int64_t produced = p.weight_shape[p.out_dim], consumed = c.weight_shape[c.in_dim];
+      if (produced <= 0 || consumed % produced != 0 || (!flattened && consumed != produced)) break;
+      a.chains.push_back({i, it->second, bn, consumed / produced});
       break;
+    }
+  }
+
+  // Output layers: a weight op whose result reaches the graph's return without passing through another weight op.
+  {
+    Node* ret = sc.g->return_node();
+    for (size_t i = 0; i < found.size(); ++i) {
+      std::vector<Value*> todo(found[i].node->outputs().begin(), found[i].node->outputs().end());
+      std::set<Node*> seen;
+      bool reaches = false;
+      while (!todo.empty() && !reaches && seen.size() < 100000) {
+        Value* v = todo.back();
+        todo.pop_back();
+        for (const auto& use : v->uses()) {
+          Node* u = use.user;
+          if (u == ret) reaches = true;
+          if (reaches || index_of.count(u) || !seen.insert(u).second) continue;
+          // A sub-block's return hands its values to the outputs of the node that owns the block (if / loop).
+          if (u->kind() == prim::Return && u->owningBlock()->owningNode())
+            for (Value* o : u->owningBlock()->owningNode()->outputs()) todo.push_back(o);
+          for (Value* o : u->outputs()) todo.push_back(o);
+        }
+      }
+      found[i].op.output = reaches;
     }
   }
 
@@ -421,7 +506,11 @@ Analysis analyze(const torch::jit::Module& module, const std::vector<c10::IValue
           case OpKind::Linear: op.macs += out.numel() * in.size(-1); break;
           case OpKind::Conv1d:
           case OpKind::Conv2d:
+          case OpKind::Conv3d:
             op.macs += out.numel() * std::accumulate(ws.begin() + 1, ws.end(), int64_t{1}, std::multiplies<>());
+            break;
+          case OpKind::ConvTranspose:  // every input element meets C_out / groups x kernel area weights
+            op.macs += in.numel() * std::accumulate(ws.begin() + 1, ws.end(), int64_t{1}, std::multiplies<>());
             break;
           case OpKind::MatMul: op.macs += out.numel() * ws[op.in_dim]; break;
           case OpKind::Embedding: break;  // a lookup: bytes, not MACs

@@ -1,9 +1,11 @@
 // Joule's view of a model graph. Everything Joule needs from TorchScript IR goes through this header, so a
 // second front end (torch.export / .pt2) only has to produce the same WeightOp/Analysis records.
 //
-// analyze() inlines `forward`, finds the weight-bearing ops (aten::linear, conv1d/2d, matmul/mm with a
-// parameter operand, embedding), resolves each weight to its parameter path through the prim::GetAttr
-// chain, and finds producer -> consumer chains that structured pruning can shrink. Given example inputs it
+// analyze() inlines `forward`, finds the weight-bearing ops (aten::linear, conv1d/2d/3d, conv_transpose1d/2d/3d,
+// aten::_convolution and aten::convolution (what torch.jit.trace emits for every conv), matmul/mm/addmm with a
+// parameter operand, embedding, the joule:: packed linears), resolves each weight to its parameter path through
+// the prim::GetAttr chain, marks the output layers, and finds producer -> consumer chains that structured pruning
+// can shrink. Given example inputs it
 // also runs a probed copy of the graph to record each op's input/output shapes and MACs.
 #pragma once
 #include <torch/script.h>
@@ -16,7 +18,7 @@
 
 namespace joule {
 
-enum class OpKind { Linear, Conv1d, Conv2d, MatMul, Embedding };
+enum class OpKind { Linear, Conv1d, Conv2d, Conv3d, ConvTranspose, MatMul, Embedding };
 const char* op_kind_name(OpKind k);
 
 struct WeightOp {
@@ -33,6 +35,12 @@ struct WeightOp {
                          // buffer: qweight, or the 2:4 values)
   std::vector<std::string> quant_tensors;  // the other packed buffers of a packed op (scales, zeros, 2:4 meta)
   int uses = 1;          // number of graph nodes reading this parameter
+  // The weights the op multiplies by, whatever their storage: the float weight's element count, or for a packed
+  // op its logical [N, K] (the float weight is emptied after packing).
+  int64_t logical_weights = 0;
+  // An output layer: its result reaches the model's output without passing through another weight op (a
+  // classifier head). Structured pruning leaves it alone: its output features are the model's.
+  bool output = false;
   // Filled by the shape probe (analyze with inputs); calls == 0 when the op did not run on the workload.
   std::vector<int64_t> input_shape, output_shape;
   int64_t calls = 0;
@@ -40,13 +48,16 @@ struct WeightOp {
   int64_t act_bytes = 0;    // activation input + output bytes over all calls
 };
 
-// A producer whose output features flow, through ops that map 0 to 0 (relu, gelu, dropout, ...), and
-// optionally a batch norm, into exactly one consumer's input features, and nowhere else. Removing producer
-// output feature i and consumer input feature i is then a physical shrink of both layers.
+// A producer whose output features flow, through per-feature ops that map 0 to 0 (relu, gelu, dropout, max/avg
+// and adaptive pooling, a flatten that keeps the channel dimension, ...), optionally a batch norm, and at most one
+// flatten of a conv's channels and spatial dims, into exactly one consumer's input features, and nowhere else.
+// Removing producer output feature i and consumer input features [i * block, (i + 1) * block) is then a physical
+// shrink of both layers.
 struct ShrinkChain {
   size_t producer;                  // index into Analysis::ops
   size_t consumer;                  // index into Analysis::ops
   std::string batch_norm;           // module path of a batch norm in between, or ""
+  int64_t block = 1;                // consumer input features per producer output feature (a flatten: H x W)
 };
 
 struct Analysis {

@@ -16,6 +16,7 @@
 #include "compress/ir/graph.h"
 #include "compress/ir/workload.h"
 #include "compress/passes/options.h"
+#include "compress/report/report.h"
 #include "compress/train/task.h"
 
 namespace joule {
@@ -24,6 +25,7 @@ struct PassResult {
   bool changed = false;
   nlohmann::json stats = nlohmann::json::object();  // per-layer detail for the report
   std::vector<std::string> warnings;
+  std::vector<Skipped> skipped;  // every weight op of the model the pass left as it was, with the reason
 };
 
 // What a pass sees: the run's inputs (workload, training step, where text calibration comes from) and the
@@ -55,6 +57,9 @@ class Pass {
   std::string label() const { return label_for(spec(), options()); }  // "quantize w4 g128 gptq"
   // True when run() trains against the job's input model (Context::teacher), which is then kept from the start.
   virtual bool needs_teacher() const { return false; }
+  // False when run() reads no workload (pruning, RTN quantization): the pass then runs on a model that carries
+  // none, and the report says latency, fidelity and energy were not measured.
+  virtual bool needs_workload() const { return true; }
   // Checks what can be checked before anything runs (the pipeline calls it for every pass before measuring the
   // input model), so bad options fail in a second, not after minutes of work. One-line errors.
   virtual void check(const torch::jit::Module& m, Context& ctx) const {}

@@ -10,6 +10,8 @@
 // Packing (2:4, pack_sp24.h) uses the shared linear rewrite (compress/ir/rewrite.h), as the quantize pass does.
 #include "compress/passes/prune.h"
 
+#include <fmt/format.h>
+
 #include <cstdio>
 
 #include <cmath>
@@ -130,14 +132,19 @@ nlohmann::json PruneOptions::to_json() const {
 
 namespace {
 
-// Module paths of the prunable layers (one entry per weight), filtered by include/exclude globs.
-std::vector<size_t> select_targets(const Analysis& a, const PruneOptions& o) {
+// The prunable layers (one entry per weight) that the globs select and the method can take. Every other weight
+// op goes to `skipped` with the reason; a layer the method cannot take is an error only when an include names it.
+std::vector<size_t> select_targets(const Analysis& a, const PruneOptions& o, std::vector<Skipped>& skipped) {
   std::vector<size_t> all;
   std::set<std::string> seen;
-  for (size_t i = 0; i < a.ops.size(); ++i)
-    if (a.ops[i].kind != OpKind::Embedding && a.ops[i].quant.empty() && seen.insert(a.ops[i].weight).second)
-      all.push_back(i);
-  if (all.empty()) fail("prune: the model has no prunable layer (linear, conv1d/2d, matmul with a weight)");
+  for (size_t i = 0; i < a.ops.size(); ++i) {
+    const WeightOp& op = a.ops[i];
+    if (!seen.insert(op.weight).second) continue;
+    if (op.kind == OpKind::Embedding) skipped.push_back({op.weight, "embedding: a lookup, no multiplies to save"});
+    else if (!op.quant.empty()) skipped.push_back({op.weight, fmt::format("already packed ({})", op.quant)});
+    else all.push_back(i);
+  }
+  if (all.empty()) fail("prune: the model has no prunable layer (linear, conv, matmul with a weight)");
   for (const auto& g : o.include) {
     bool hit = false;
     for (size_t i : all) hit = hit || glob_match(g, a.ops[i].module);
@@ -149,10 +156,31 @@ std::vector<size_t> select_targets(const Analysis& a, const PruneOptions& o) {
   }
   std::vector<size_t> out;
   for (size_t i : all) {
-    const std::string& mod = a.ops[i].module;
-    if (selected(mod, o.include, o.exclude)) out.push_back(i);
+    const WeightOp& op = a.ops[i];
+    if (!selected(op.module, o.include, o.exclude)) {
+      skipped.push_back({op.weight, "not selected by include/exclude", true});
+      continue;
+    }
+    // Why the method cannot take this layer, or "".
+    std::string cannot;
+    if (o.method == PruneMethod::NM && op.weight_shape[op.in_dim] % o.m != 0)
+      cannot = fmt::format("K % {} != 0 (K = {})", o.m, op.weight_shape[op.in_dim]);
+    if (o.method == PruneMethod::Structured) {
+      if (op.kind == OpKind::MatMul || op.kind == OpKind::ConvTranspose || op.derived || op.groups != 1)
+        cannot = "structured pruning handles plain linear/conv weights (not matmul, transposed, grouped or sliced)";
+      else if (op.output && !named(op.module, o.include))
+        cannot = "output layer: its output features are the model's; name it in include to prune it";
+    }
+    if (cannot.empty()) {
+      out.push_back(i);
+    } else if (named(op.module, o.include)) {
+      fail("prune: include names '{}', which {} cannot take: {}", op.module, o.method == PruneMethod::NM ?
+           fmt::format("{}:{}", o.n, o.m) : "structured pruning", cannot);
+    } else {
+      skipped.push_back({op.weight, cannot});
+    }
   }
-  if (out.empty()) fail("prune: include/exclude leave no layer to prune");
+  if (out.empty()) fail("prune: include/exclude and the method leave no layer to prune");
   return out;
 }
 
@@ -176,10 +204,10 @@ nlohmann::json layer_stats(const Analysis& a, const PrunedLayer& p) {
 
 PassResult PrunePass::run(torch::jit::Module& m, Context& ctx) {
   const Analysis& a = ctx.analysis(m);
-  std::vector<size_t> targets = select_targets(a, opts_);
+  PassResult r;
+  std::vector<size_t> targets = select_targets(a, opts_, r.skipped);
   double s = opts_.has_schedule ? opts_.schedule.at(ctx.step, opts_.sparsity) : opts_.sparsity;
   torch::NoGradGuard no_grad;
-  PassResult r;
   r.stats["target_sparsity"] = s;
   // Magnitude ranks NaN arbitrarily and keeps Inf: a non-finite weight would come out silently wrong.
   for (size_t i : targets)

@@ -46,6 +46,7 @@ class PrunePass : public Pass {
   explicit PrunePass(PruneOptions o) : opts_(std::move(o)) {}
   const PassSpec& spec() const override { return prune_spec(); }
   nlohmann::json options() const override { return opts_.to_json(); }
+  bool needs_workload() const override { return false; }
   PassResult run(torch::jit::Module& m, Context& ctx) override;
 
  private:

@@ -27,19 +27,53 @@ namespace joule {
 namespace {
 
 // The linear sites to quantize: those whose module the globs select, less the weights that other ops read too
-// (warned about: the float weight is emptied after packing, and a fused kernel such as
-// _transformer_encoder_layer_fwd, or a slice, needs it). One-line errors when nothing is left.
-std::vector<const LinearSite*> select_sites(const LinearSites& ls, const QuantizeOptions& o,
-                                            std::vector<std::string>& warnings) {
+// (the float weight is emptied after packing, and a fused kernel such as _transformer_encoder_layer_fwd, or a
+// slice, needs it) and, for W4, those with fewer input features than a group. Every weight op of the model that
+// is not chosen goes to `skipped` with the reason; one-line errors when nothing is left, or when an include names
+// a layer the scheme cannot take.
+std::vector<const LinearSite*> select_sites(const LinearSites& ls, const Analysis& a, const torch::jit::Module& m,
+                                            const QuantizeOptions& o, std::vector<Skipped>& skipped) {
+  const bool w4 = o.scheme == QuantScheme::W4;
   std::vector<const LinearSite*> chosen;
-  std::set<std::string> shared;
+  std::string shared;
+  std::set<std::string> decided;
   for (const auto& s : ls.sites) {
-    if (!selected(s.module, o.include, o.exclude)) continue;
-    if (s.exclusive) chosen.push_back(&s);
-    else shared.insert(s.weight);
+    decided.insert(s.weight);
+    std::string cannot;
+    if (!s.exclusive) cannot = "read by ops other than aten::linear (a fused kernel or a slice needs it in float)";
+    const at::Tensor w = get_tensor(m, s.weight);
+    if (cannot.empty() && w4 && w.dim() == 2 && w.size(1) < o.group)
+      cannot = fmt::format("K < group (K = {}, group {})", w.size(1), o.group);
+    if (!selected(s.module, o.include, o.exclude)) {
+      skipped.push_back({s.weight, "not selected by include/exclude", true});
+    } else if (cannot.empty()) {
+      chosen.push_back(&s);
+    } else if (named(s.module, o.include)) {
+      fail("quantize: include names '{}', which {} cannot take: {}", s.module, w4 ? "w4" : "w8a8", cannot);
+    } else {
+      if (!s.exclusive && shared.empty()) shared = s.weight;
+      skipped.push_back({s.weight, cannot});
+    }
   }
-  for (const auto& w : shared)
-    warnings.push_back(fmt::format("'{}' stays float: it is read by ops other than aten::linear", w));
+  // The weight ops that are not plain linears: no packed kernel takes them.
+  const std::string scheme = w4 ? "4-bit" : "int8";
+  for (const auto& op : a.ops) {
+    if (!decided.insert(op.weight).second) continue;
+    std::string why;
+    switch (op.kind) {
+      case OpKind::Conv1d:
+      case OpKind::Conv2d:
+      case OpKind::Conv3d:
+      case OpKind::ConvTranspose: why = fmt::format("{}: no {} conv kernel", op_kind_name(op.kind), scheme); break;
+      case OpKind::MatMul: why = fmt::format("matmul: no {} matmul kernel (only aten::linear is rewritten)", scheme); break;
+      case OpKind::Embedding: why = "embedding: a lookup, no multiplies to quantize"; break;
+      case OpKind::Linear:
+        why = !op.quant.empty() ? fmt::format("already packed ({})", op.quant)
+                                : "a slice of the weight reaches aten::linear (a packed projection): stays float";
+        break;
+    }
+    skipped.push_back({op.weight, why});
+  }
   for (const auto& p : o.include) {
     bool hit = false;
     for (const auto& s : ls.sites) hit = hit || glob_match(p, s.module);
@@ -47,8 +81,8 @@ std::vector<const LinearSite*> select_sites(const LinearSites& ls, const Quantiz
   }
   if (chosen.empty() && !shared.empty())
     fail("quantize: every selected linear weight is also read by other ops (e.g. a fused encoder layer such as "
-         "'{}'), which need it in float", *shared.begin());
-  if (chosen.empty()) fail("quantize: no linear layer to quantize");
+         "'{}'), which need it in float", shared);
+  if (chosen.empty()) fail("quantize: no linear layer to quantize{}", skipped.empty() ? "" : " (" + skipped_summary(skipped, 3) + ")");
   return chosen;
 }
 
@@ -75,7 +109,7 @@ PackedWeight pack_weight(const torch::jit::Module& m, const LinearSite& s, const
     if (q.x_scale) layer["x_scale"] = *q.x_scale;
     p = std::move(q.packed);
   } else {
-    if (o.group > K) fail("quantize: group {} exceeds the input features of '{}' (K = {})", o.group, s.weight, K);
+    if (o.group > K) fail("quantize: group {} exceeds the input features of '{}' (K = {})", o.group, s.weight, K);  // select_sites skips these
     W4Packing q = pack_w4(wc, st ? st->xtx : at::Tensor(), st ? st->rows : 0,
                           {o.group, o.method == QuantMethod::GPTQ, o.gptq});
     if (q.output_error_gptq)
@@ -169,7 +203,7 @@ nlohmann::json QuantizeOptions::to_json() const {
 PassResult QuantizePass::run(torch::jit::Module& m, Context& ctx) {
   LinearSites ls = find_linear_sites(m);
   PassResult r;
-  const std::vector<const LinearSite*> sites = select_sites(ls, opts_, r.warnings);
+  const std::vector<const LinearSite*> sites = select_sites(ls, ctx.analysis(m), m, opts_, r.skipped);
 
   // Calibration statistics come from the model as it is now, before any layer is rewritten.
   const CalibrationStats* stats = opts_.needs_calibration() ? &ctx.calibration_stats(m, opts_.calib, opts_.calib_samples) : nullptr;

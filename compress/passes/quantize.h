@@ -4,7 +4,8 @@
 // The pass rewrites the model: forward is inlined, each quantized aten::linear becomes joule::linear_w8a8 or
 // joule::linear_w4 (compress/ops/ops.h) over packed buffers stored on the top module, and the float weight
 // is replaced by an empty tensor, so the saved archive is really smaller. Loading the result needs the
-// joule_ops library. Embeddings, convs and matmuls are left in float.
+// joule_ops library. Embeddings, convs and matmuls are left in float (no packed kernel takes them), and so are
+// linears a scheme cannot take (W4: K < group); each is listed in the report's `skipped` with the reason.
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>
@@ -45,6 +46,7 @@ class QuantizePass : public Pass {
   explicit QuantizePass(QuantizeOptions o) : opts_(std::move(o)) {}
   const PassSpec& spec() const override { return quantize_spec(); }
   nlohmann::json options() const override { return opts_.to_json(); }
+  bool needs_workload() const override { return opts_.needs_calibration(); }  // calibration tensors match it
   PassResult run(torch::jit::Module& m, Context& ctx) override;
 
  private:

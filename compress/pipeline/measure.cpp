@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <ctime>
+#include <set>
 
 #include "compress/base/error.h"
 #include "compress/base/progress.h"
@@ -104,8 +105,30 @@ std::vector<EnergyFigure> measure_energy(torch::jit::Module& m, const std::vecto
   return out;
 }
 
-Metrics measure(const torch::jit::Module& m, const Workload& w, const std::vector<c10::IValue>& inputs,
-                const at::Tensor& reference, const std::string& label, const energy::Session* session) {
+const char* const kNoWorkload =
+    "no workload (the model carries none, and no --input-shape or recipe workload was given; the passes need none)";
+
+namespace {
+
+// Non-zero weights of a packed linear, read from its codes: int8 and 2:4 values are zero where the weight is; a
+// W4 weight is zero where its code equals its group's zero point.
+int64_t packed_nonzeros(const torch::jit::Module& m, const WeightOp& op) {
+  at::Tensor q = get_tensor(m, op.weight);
+  if (op.quant != "w4" || op.quant_tensors.size() < 2) return q.count_nonzero().item<int64_t>();
+  const int64_t N = q.size(0), K = op.logical_weights / std::max<int64_t>(N, 1);
+  at::Tensor zeros = get_tensor(m, op.quant_tensors[1]).to(at::kInt);  // [N, groups]: (scales, zeros) follow qweight
+  const int64_t groups = zeros.size(1);
+  int64_t group = 2;  // the power of two with ceil(K / group) == groups (unique when groups > 1)
+  while (groups > 1 && (K + group - 1) / group > groups) group *= 2;
+  at::Tensor qi = q.to(at::kInt);
+  at::Tensor codes = at::stack({qi.bitwise_and(15), qi.bitwise_right_shift(4)}, 2).reshape({N, -1}).narrow(1, 0, K);
+  at::Tensor zero_of_k = zeros.repeat_interleave(group, 1).narrow(1, 0, K);
+  return codes.ne(zero_of_k).sum().item<int64_t>();
+}
+
+}  // namespace
+
+Metrics measure_size(const torch::jit::Module& m) {
   Metrics r;
   for (const auto& p : m.named_parameters(true)) {
     r.params += p.value.numel();
@@ -113,7 +136,26 @@ Metrics measure(const torch::jit::Module& m, const Workload& w, const std::vecto
     r.weight_bytes += static_cast<int64_t>(p.value.nbytes());
   }
   for (const auto& b : m.named_buffers(true)) r.weight_bytes += static_cast<int64_t>(b.value.nbytes());
+  // Packed weights are buffers of the top module, their float parameter emptied: counted by what they hold.
+  std::set<std::string> seen;
+  for (const auto& op : analyze(m).ops)
+    if (!op.quant.empty() && seen.insert(op.weight).second) {
+      r.params += op.logical_weights;
+      r.packed_params += op.logical_weights;
+      r.nonzero_params += packed_nonzeros(m, op);
+    }
   r.file_bytes = archive_bytes(m);
+  return r;
+}
+
+Metrics measure(const torch::jit::Module& m, const Workload& w, const std::vector<c10::IValue>& inputs,
+                const at::Tensor& reference, const std::string& label, const energy::Session* session) {
+  Metrics r = measure_size(m);
+  if (inputs.empty()) {
+    r.measured = false;
+    r.not_measured = kNoWorkload;
+    return r;
+  }
 
   torch::NoGradGuard no_grad;
   auto module = m;  // forward() is non-const; Module is a handle to the same object
@@ -176,7 +218,7 @@ void fill_int_bounds(Workload& w, const Analysis& a) {
 
 nlohmann::json describe_model(const torch::jit::Module& m, const Workload& w, const std::string& path) {
   auto inputs = w.make_inputs();
-  Analysis a = analyze(m, &inputs);
+  Analysis a = analyze(m, inputs.empty() ? nullptr : &inputs);
   return {{"path", path},
           {"workload", w.to_json()},
           {"threads", at::get_num_threads()},

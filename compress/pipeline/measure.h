@@ -23,8 +23,10 @@ double cpu_seconds();
 // All outputs of a forward (tensor, tuple, list, dict) flattened and concatenated as float64.
 at::Tensor flat_output(const c10::IValue& out);
 
-// Size, latency and fidelity; with a session also energy per inference from every meter (windows of
-// repeated inferences, mean and 95% CI) and the op model.
+// Size (every weight counted whatever its storage, packed ones by their logical [N, K]), latency and fidelity;
+// with a session also energy per inference from every meter (windows of repeated inferences, mean and 95% CI) and
+// the op model. A workload without inputs measures the size only (Metrics::measured false).
+Metrics measure_size(const torch::jit::Module& m);
 Metrics measure(const torch::jit::Module& m, const Workload& w, const std::vector<c10::IValue>& inputs,
                 const at::Tensor& reference, const std::string& label, const energy::Session* session = nullptr);
 
@@ -35,6 +37,9 @@ std::vector<energy::OpCost> op_costs(const torch::jit::Module& m, const Analysis
 std::vector<EnergyFigure> measure_energy(torch::jit::Module& m, const std::vector<c10::IValue>& inputs,
                                          const energy::Session& session, double latency_ms, double dram_bytes,
                                          const std::string& label);
+
+// Why a run without a workload measured size only (Metrics::not_measured).
+extern const char* const kNoWorkload;
 
 // Integer inputs without an explicit upper bound get the smallest embedding table of the model (token ids
 // must index every table), or 100 when the model has none.

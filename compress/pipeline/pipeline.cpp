@@ -5,6 +5,7 @@
 #include <chrono>
 #include <thread>
 
+#include "compress/base/error.h"
 #include "compress/pipeline/measure.h"
 
 namespace joule {
@@ -17,10 +18,14 @@ Report Pipeline::run(torch::jit::Module& m, Context& ctx, nlohmann::json model_i
     report.energy = session->describe();
     report.grid_g_per_kwh = session->settings().grid.g_per_kwh;
   }
-  for (const auto& p : passes_) p->check(m, ctx);
   auto inputs = ctx.workload.make_inputs();
+  for (const auto& p : passes_)
+    if (inputs.empty() && p->needs_workload())
+      fail("pass '{}' needs a workload and the model carries none: pass --input-shape (e.g. 1x3x224x224, or "
+           "i64:1x128 for token ids)", p->label());
+  for (const auto& p : passes_) p->check(m, ctx);
   at::Tensor reference;
-  {
+  if (!inputs.empty()) {  // no workload: passes that need none run, and only sizes are measured
     torch::NoGradGuard no_grad;
     reference = flat_output(m.forward(inputs));
   }
@@ -58,9 +63,20 @@ Report Pipeline::run(torch::jit::Module& m, Context& ctx, nlohmann::json model_i
     if (res.changed) ctx.invalidate();
     rec.stats = std::move(res.stats);
     rec.warnings = std::move(res.warnings);
+    rec.skipped = std::move(res.skipped);
+    // What the pass left alone, in one line on stderr (and in the report): never a silent partial result.
+    if (std::string line = skipped_summary(rec.skipped); !line.empty()) {
+      fmt::print(stderr, "joule: warning: {}: {}\n", rec.label, line);
+      rec.warnings.push_back(line);
+    }
     current = measure(m, ctx.workload, inputs, reference, fmt::format("after {}. {}", i + 1, rec.name), session);
     if (quality) current.task = quality->score(m);
     rec.after = current;
+    // A compression that costs speed on this device is said, not left for the user to find in the table.
+    if (std::string slow = slowdown_warning(rec.before, rec.after); !slow.empty()) {
+      fmt::print(stderr, "joule: warning: {}: {}\n", rec.label, slow);
+      rec.warnings.push_back(slow);
+    }
     report.passes.push_back(std::move(rec));
   }
   return report;

@@ -28,7 +28,8 @@ class Pipeline {
   size_t size() const { return passes_.size(); }
   const Pass& pass(size_t i) const { return *passes_.at(i); }
   // Runs every pass on `m` in place. After a pass that reports a change, ctx's analyses are invalidated.
-  // `session` null: no energy figures; `quality` null: no task metrics.
+  // `session` null: no energy figures; `quality` null: no task metrics. A workload without inputs: sizes only
+  // (Metrics::measured false), for passes that need no workload.
   Report run(torch::jit::Module& m, Context& ctx, nlohmann::json model_info, const energy::Session* session,
              QualityProbe* quality = nullptr);
 

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "compress/energy/carbon.h"
@@ -13,6 +14,28 @@ std::string pass_label(const PassRecord& p) {
   if (p.options.is_object() && p.options.contains("method") && p.options["method"].is_string())
     return fmt::format("{} {}", p.name, p.options["method"].get<std::string>());
   return p.name;
+}
+
+std::string skipped_summary(const std::vector<Skipped>& skipped, size_t names) {
+  std::vector<std::pair<std::string, std::vector<std::string>>> by_reason;  // in order of first appearance
+  size_t n = 0;
+  for (const auto& s : skipped) {
+    if (s.by_user) continue;
+    ++n;
+    auto it = std::find_if(by_reason.begin(), by_reason.end(), [&](const auto& r) { return r.first == s.reason; });
+    if (it == by_reason.end()) it = by_reason.insert(by_reason.end(), {s.reason, {}});
+    it->second.push_back(s.weight);
+  }
+  if (n == 0) return "";
+  std::string out = fmt::format("skipped {} weight{}:", n, n == 1 ? "" : "s");
+  for (size_t r = 0; r < by_reason.size(); ++r) {
+    const auto& [reason, weights] = by_reason[r];
+    out += r ? "; " : " ";
+    for (size_t i = 0; i < weights.size() && i < names; ++i) out += (i ? ", " : "") + weights[i];
+    if (weights.size() > names) out += fmt::format(" +{} more", weights.size() - names);
+    out += " (" + reason + ")";
+  }
+  return out;
 }
 
 nlohmann::json figure_json(const EnergyFigure& f) {
@@ -39,12 +62,15 @@ nlohmann::json metrics_json(const Metrics& m) {
   nlohmann::json quality = {{"reference", "pipeline input model, same inputs"}, {"max_abs_err", m.max_abs_err},
                             {"cosine", m.cosine}};
   quality.update(m.task);
-  return {
+  nlohmann::json j = {
       {"params", m.params},
       {"nonzero_params", m.nonzero_params},
+      {"packed_params", m.packed_params},
       {"sparsity", m.params ? 1.0 - double(m.nonzero_params) / double(m.params) : 0.0},
       {"weight_bytes", m.weight_bytes},
+      {"bits_per_weight", m.bits_per_weight()},
       {"file_bytes", m.file_bytes},
+      {"measured", m.measured},
       {"latency_ms", m.latency_ms},
       {"latency_p10_ms", m.latency_p10_ms},
       {"latency_p90_ms", m.latency_p90_ms},
@@ -54,6 +80,32 @@ nlohmann::json metrics_json(const Metrics& m) {
       {"quality", quality},
       {"energy", energy},
   };
+  if (!m.measured) {
+    // Nothing ran: no number stands for latency, fidelity or energy (the task score may still be there).
+    j["not_measured"] = m.not_measured;
+    for (const char* k : {"latency_ms", "latency_p10_ms", "latency_p90_ms", "wall_ms_per_inference", "cpu_ms_per_inference"})
+      j[k] = nullptr;
+    j["quality"]["max_abs_err"] = nullptr, j["quality"]["cosine"] = nullptr;
+  }
+  return j;
+}
+
+std::string slowdown_warning(const Metrics& before, const Metrics& after, double* ratio) {
+  if (ratio) *ratio = 0;
+  if (!before.measured || !after.measured || !(before.latency_ms > 0)) return "";
+  const double r = after.latency_ms / before.latency_ms;
+  if (ratio) *ratio = r;
+  if (!(after.latency_p10_ms > before.latency_p90_ms && r >= 1.05)) return "";
+  return fmt::format("the model is {:.2f}x slower after this pass on the measured device ({:.3f} -> {:.3f} ms median, "
+                     "p10 {:.3f} above the input's p90 {:.3f})", r, before.latency_ms, after.latency_ms,
+                     after.latency_p10_ms, before.latency_p90_ms);
+}
+
+std::string size_change(int64_t before, int64_t after) {
+  if (before <= 0 || after <= 0) return "size unknown";
+  if (before == after) return "the same size";
+  return before > after ? fmt::format("{:.2f}x smaller", double(before) / double(after))
+                        : fmt::format("{:.2f}x larger", double(after) / double(before));
 }
 
 static nlohmann::json or_null(const std::optional<double>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); }
@@ -114,6 +166,13 @@ static nlohmann::json energy_json(const PassRecord& p, double grid) {
   return e;
 }
 
+static nlohmann::json skipped_json(const std::vector<Skipped>& skipped) {
+  auto j = nlohmann::json::array();
+  for (const auto& s : skipped)
+    j.push_back({{"weight", s.weight}, {"reason", s.reason}, {"by_user", s.by_user}});
+  return j;
+}
+
 nlohmann::json Report::to_json() const {
   nlohmann::json passes_json = nlohmann::json::array();
   for (const auto& p : passes) {
@@ -121,13 +180,18 @@ nlohmann::json Report::to_json() const {
     for (const auto& c : p.pass_cost)
       costs.push_back({{"source", c.source}, {"measured", c.measured}, {"joules", c.joules},
                        {"seconds", c.seconds}, {"padded_s", c.padded_s}});
+    double ratio = 0;
+    const bool slower = !slowdown_warning(p.before, p.after, &ratio).empty();
     passes_json.push_back({{"name", p.name},
+                           {"latency_ratio", ratio ? nlohmann::json(ratio) : nlohmann::json(nullptr)},
+                           {"slower", slower},
                            {"options", p.options},
                            {"before", metrics_json(p.before)},
                            {"after", metrics_json(p.after)},
                            {"energy", energy_json(p, grid_g_per_kwh)},
                            {"pass_cost", costs},
                            {"stats", p.stats},
+                           {"skipped", skipped_json(p.skipped)},
                            {"warnings", p.warnings}});
   }
   return {{"joule_report_version", 1}, {"model", model}, {"energy_setup", energy}, {"passes", passes_json}};
@@ -150,9 +214,14 @@ static std::string task_cell(const Metrics& m) {
 static std::string row(const std::string& label, const Metrics& m) {
   double sparsity = m.params ? 100.0 * (1.0 - double(m.nonzero_params) / double(m.params)) : 0.0;
   const EnergyFigure* op = find_figure(m, "estimate:op-model");
-  return fmt::format("{:<24} {:>10} {:>6.1f} {:>8} {:>8} {:>9.3f} {:>13} {:>9} {:>9.2e} {:>8.5f}{}\n", label, m.params,
-                     sparsity, mib(m.weight_bytes), mib(m.file_bytes), m.latency_ms, mj(m, 0),
-                     op ? fmt::format("{:.3f}", op->j_per_inference * 1e3) : "-", m.max_abs_err, m.cosine, task_cell(m));
+  if (!m.measured)
+    return fmt::format("{:<24} {:>10} {:>6.1f} {:>6.2f} {:>8} {:>8} {:>9} {:>13} {:>9} {:>9} {:>8}{}\n", label, m.params,
+                       sparsity, m.bits_per_weight(), mib(m.weight_bytes), mib(m.file_bytes), "-", "-", "-", "-", "-",
+                       task_cell(m));
+  return fmt::format("{:<24} {:>10} {:>6.1f} {:>6.2f} {:>8} {:>8} {:>9.3f} {:>13} {:>9} {:>9.2e} {:>8.5f}{}\n", label,
+                     m.params, sparsity, m.bits_per_weight(), mib(m.weight_bytes), mib(m.file_bytes), m.latency_ms,
+                     mj(m, 0), op ? fmt::format("{:.3f}", op->j_per_inference * 1e3) : "-", m.max_abs_err, m.cosine,
+                     task_cell(m));
 }
 
 std::string Report::table() const {
@@ -160,12 +229,12 @@ std::string Report::table() const {
   const auto& first = passes.front().before;
   std::string headline = first.energy.empty() ? "energy" : first.energy.front().source;
   bool task = first.task.contains("stsb_spearman");
-  std::string out = fmt::format("{:<24} {:>10} {:>6} {:>8} {:>8} {:>9} {:>13} {:>9} {:>9} {:>8}{}\n", "pass", "params",
-                                "zero%", "weights", "file", "latency", "mJ/inference", "op-model", "max|err|", "cosine",
-                                task ? "    STS-B  STS-B" : "");
-  out += fmt::format("{:<24} {:>10} {:>6} {:>8} {:>8} {:>9} {:>13} {:>9} {:>9} {:>8}{}\n", "", "", "", "MiB", "MiB",
-                     "ms p50", "±95% CI", "mJ/inf", "vs input", "vs input", task ? " spearman  emb cos" : "");
-  std::string rule(task ? 130 : 112, '-');
+  std::string out = fmt::format("{:<24} {:>10} {:>6} {:>6} {:>8} {:>8} {:>9} {:>13} {:>9} {:>9} {:>8}{}\n", "pass",
+                                "params", "zero%", "bits/w", "weights", "file", "latency", "mJ/inference", "op-model",
+                                "max|err|", "cosine", task ? "    STS-B  STS-B" : "");
+  out += fmt::format("{:<24} {:>10} {:>6} {:>6} {:>8} {:>8} {:>9} {:>13} {:>9} {:>9} {:>8}{}\n", "", "", "", "", "MiB",
+                     "MiB", "ms p50", "±95% CI", "mJ/inf", "vs input", "vs input", task ? " spearman  emb cos" : "");
+  std::string rule(task ? 137 : 119, '-');
   out += rule + "\n" + row("input model", first);
   for (size_t i = 0; i < passes.size(); ++i) {
     const auto& p = passes[i];
@@ -173,9 +242,16 @@ std::string Report::table() const {
   }
   const Metrics& last = passes.back().after;
   out += rule + "\n";
-  out += fmt::format("overall: file {:.2f}x smaller, latency {:.2f}x ({:.3f} -> {:.3f} ms)\n",
-                     last.file_bytes ? double(first.file_bytes) / double(last.file_bytes) : 0.0,
-                     last.latency_ms > 0 ? first.latency_ms / last.latency_ms : 0.0, first.latency_ms, last.latency_ms);
+  if (!first.measured || !last.measured) {
+    out += fmt::format("overall: file {} ({:.2f} -> {:.2f} MiB); latency, fidelity and energy not measured: {}\n",
+                       size_change(first.file_bytes, last.file_bytes), double(first.file_bytes) / (1 << 20),
+                       double(last.file_bytes) / (1 << 20), first.measured ? last.not_measured : first.not_measured);
+  } else {
+    const double speed = last.latency_ms > 0 ? first.latency_ms / last.latency_ms : 0.0;
+    out += fmt::format("overall: file {}, latency {:.2f}x {} ({:.3f} -> {:.3f} ms)\n",
+                       size_change(first.file_bytes, last.file_bytes), speed >= 1 || speed == 0 ? speed : 1 / speed,
+                       speed >= 1 || speed == 0 ? "faster" : "slower", first.latency_ms, last.latency_ms);
+  }
   if (!first.energy.empty() && !last.energy.empty()) {
     const EnergyFigure &fb = first.energy.front(), &fa = last.energy.front();
     double b = fb.j_per_inference, a = fa.j_per_inference;

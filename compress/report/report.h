@@ -32,9 +32,17 @@ struct PassCost {
 
 // What one model looks like on the fixed workload.
 struct Metrics {
-  int64_t params = 0;          // elements of all parameters
-  int64_t nonzero_params = 0;  // of which non-zero
+  // Every weight whatever its storage: float parameters plus the logical [N, K] of each packed (int8, int4, 2:4)
+  // linear, whose float weight is emptied.
+  int64_t params = 0;
+  int64_t nonzero_params = 0;  // of which non-zero (packed: codes that decode to 0)
+  int64_t packed_params = 0;   // of which stored packed
   int64_t weight_bytes = 0;    // bytes of all parameters and buffers, in memory
+  double bits_per_weight() const { return params ? 8.0 * double(weight_bytes) / double(params) : 0.0; }
+  // False when there was no workload to run (a pass that needs none, on a model that carries none): then only
+  // the size fields above are meaningful, and `not_measured` says why.
+  bool measured = true;
+  std::string not_measured;
   int64_t file_bytes = 0;      // bytes of the TorchScript archive as Joule saves it
   double latency_ms = 0;       // median over the timed repetitions
   double latency_p10_ms = 0, latency_p90_ms = 0;
@@ -47,6 +55,17 @@ struct Metrics {
   nlohmann::json task = nlohmann::json::object();  // task metrics, e.g. {"stsb_spearman": 82.0, ...}
 };
 
+// A weight a pass left as it was, and why ("no int8 conv kernel", "K % 4 != 0 (K = 3)"): in the pass's report
+// ("skipped") and, compacted, in one warning line.
+struct Skipped {
+  std::string weight, reason;
+  bool by_user = false;  // left out by the user's include/exclude: reported, not warned about
+};
+// One line naming every skipped weight that the user did not leave out, grouped by reason: "skipped 2 weights:
+// conv1.weight, conv2.weight (no int8 conv kernel); ..."; at most `names` weights are named per reason, then
+// "+N more". "" when none.
+std::string skipped_summary(const std::vector<Skipped>& skipped, size_t names = 4);
+
 struct PassRecord {
   std::string name;
   std::string label;  // "quantize w4 g128 gptq" (from the pass's option spec); empty: pass_label() derives one
@@ -54,6 +73,7 @@ struct PassRecord {
   Metrics before, after;
   nlohmann::json stats;  // what the pass changed (per layer)
   std::vector<std::string> warnings;
+  std::vector<Skipped> skipped;
   double pass_wall_s = 0, pass_cpu_s = 0;  // the cost of running the pass itself
   std::vector<PassCost> pass_cost;
 };
@@ -70,6 +90,11 @@ struct Report {
 };
 
 nlohmann::json metrics_json(const Metrics& m);
+// A warning when `after` is slower than `before` beyond the timing noise (after's p10 above before's p90 and the
+// median at least 5% up), "" otherwise. `ratio` gets after / before of the medians (0 when not measured).
+std::string slowdown_warning(const Metrics& before, const Metrics& after, double* ratio = nullptr);
+// "2.00x smaller" / "1.10x larger" / "the same size" for a file going from `before` to `after` bytes.
+std::string size_change(int64_t before, int64_t after);
 std::string pass_label(const PassRecord& p);  // p.label, else the name and the method option: "prune 2:4"
 nlohmann::json figure_json(const EnergyFigure& f);
 const EnergyFigure* find_figure(const Metrics& m, const std::string& source);
