@@ -16,6 +16,7 @@
 #include "compress/io/json_field.h"
 #include "compress/io/model_io.h"
 #include "compress/ir/workload.h"
+#include "compress/pipeline/recipe.h"
 #include "models/bert.h"
 #include "models/distill_task.h"
 #include "models/tokenizer.h"
@@ -314,4 +315,14 @@ TEST(Security, DiskFullIsOneLineAndLeavesNothingBehind) {
     EXPECT_EQ(left, std::vector<std::string>{"fill"});
     ::umount(mnt.c_str());
   }
+}
+
+// Found by tools/fuzz.sh (recipe): bytes that are not UTF-8 parsed into option strings, and the report's or the
+// archive's JSON writer threw on them after the whole run.
+TEST(Security, RecipesMustBeUtf8) {
+  EXPECT_EQ(refusal_of([] { recipe_json("passes:\n  - prune: {sparsity: 0.5, x: \"a\xffz\"}\n", "r.yaml"); }),
+            "recipe 'r.yaml', line 2: byte 0xff is not UTF-8");
+  EXPECT_EQ(refusal_of([] { recipe_json("passes: [{prune: {x: \"\xed\xa0\x80\"}}]", "r.yaml"); }),  // a UTF-16 surrogate
+            "recipe 'r.yaml', line 1: byte 0xed is not UTF-8");
+  EXPECT_EQ(recipe_json("passes: [{prune: {x: \"caf\xc3\xa9\"}}]", "r.yaml")["passes"][0]["prune"]["x"], "caf\xc3\xa9");
 }
