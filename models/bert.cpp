@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cmath>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -23,7 +25,9 @@
 #include <sstream>
 
 #include "compress/base/error.h"
+#include "compress/io/json_field.h"
 #include "compress/io/model_io.h"
+#include "compress/io/read_file.h"
 #include "compress/base/progress.h"
 #include "compress/io/safetensors.h"
 #include "models/hf_compressed.h"
@@ -33,16 +37,17 @@ namespace fs = std::filesystem;
 using torch::jit::Module;
 
 static int64_t get_int(const nlohmann::json& j, const char* key, const std::string& origin) {
-  if (!j.contains(key) || !j[key].is_number_integer() || j[key].get<int64_t>() <= 0)
-    fail("config '{}': '{}' missing or not a positive integer", origin, key);
-  return j[key].get<int64_t>();
+  const int64_t v = io::json_get<int64_t>(j, key, origin);
+  if (v <= 0) fail("config '{}': '{}' is {}, not a positive integer", origin, key, v);
+  return v;
 }
 
 BertConfig BertConfig::from_json(const nlohmann::json& j, const std::string& origin) {
   if (!j.is_object()) fail("config '{}': not a JSON object", origin);
-  std::string type = j.value("model_type", "bert");
-  if (type != "bert") fail("config '{}': model_type '{}' is not supported (bert)", origin, type);
-  if (j.value("hidden_act", "gelu") != "gelu") fail("config '{}': hidden_act '{}' is not supported (gelu)", origin, j["hidden_act"].dump());
+  const std::string type = io::json_value<std::string>(j, "model_type", "bert", origin);
+  if (type != "bert") fail("config '{}': model_type '{}' is not supported (bert)", origin, printable(type));
+  const std::string act = io::json_value<std::string>(j, "hidden_act", "gelu", origin);
+  if (act != "gelu") fail("config '{}': hidden_act '{}' is not supported (gelu)", origin, printable(act));
   BertConfig c;
   c.vocab_size = get_int(j, "vocab_size", origin);
   c.hidden = get_int(j, "hidden_size", origin);
@@ -51,7 +56,10 @@ BertConfig BertConfig::from_json(const nlohmann::json& j, const std::string& ori
   c.intermediate = get_int(j, "intermediate_size", origin);
   c.max_position = get_int(j, "max_position_embeddings", origin);
   c.type_vocab = j.contains("type_vocab_size") ? get_int(j, "type_vocab_size", origin) : 2;
-  c.layer_norm_eps = j.value("layer_norm_eps", 1e-12);
+  c.layer_norm_eps = io::json_value<double>(j, "layer_norm_eps", 1e-12, origin);
+  // LayerNorm divides by sqrt(var + eps): zero, negative or non-finite eps gives NaN or Inf embeddings silently.
+  if (!std::isfinite(c.layer_norm_eps) || c.layer_norm_eps <= 0 || c.layer_norm_eps > 1)
+    fail("config '{}': layer_norm_eps {} is not in (0, 1]", origin, c.layer_norm_eps);
   if (c.hidden % c.heads != 0) fail("config '{}': hidden_size {} is not divisible by num_attention_heads {}", origin, c.hidden, c.heads);
   return c;
 }
@@ -115,6 +123,21 @@ Module add_norm(const Weights& W, const std::string& path, int64_t out, int64_t 
 Module build_bert(const BertConfig& c, const std::map<std::string, at::Tensor>& weights, const std::string& origin) {
   Weights W{weights, origin};
   const int64_t H = c.hidden, D = c.hidden / c.heads;
+  // The checkpoint's layers must be the config's: a num_hidden_layers below them would drop layers silently.
+  int64_t stored_layers = 0;
+  const std::string layer_prefix = "encoder.layer.";
+  for (const auto& kv : weights) {
+    const std::string& name = kv.first;
+    if (name.rfind(layer_prefix, 0) != 0) continue;
+    int64_t idx = 0;
+    size_t k = layer_prefix.size();
+    for (; k < name.size() && k < layer_prefix.size() + 9 && std::isdigit(static_cast<unsigned char>(name[k])); ++k)
+      idx = idx * 10 + (name[k] - '0');
+    if (k > layer_prefix.size() && k < name.size() && name[k] == '.') stored_layers = std::max(stored_layers, idx + 1);
+  }
+  if (stored_layers != c.layers)
+    fail("weights '{}': the config says num_hidden_layers {} but the checkpoint has {} layer{} (encoder.layer.N.*)",
+         origin, c.layers, stored_layers, stored_layers == 1 ? "" : "s");
   Module emb("__torch__.joule.bert.Embeddings");
   emb.register_module("word_embeddings", param_module("Embedding", {{"weight", W.get("embeddings.word_embeddings.weight", {c.vocab_size, H})}}));
   emb.register_module("position_embeddings", param_module("Embedding", {{"weight", W.get("embeddings.position_embeddings.weight", {c.max_position, H})}}));
@@ -153,6 +176,9 @@ def forward(self, x, mask):
     att.define("def forward(self, x, mask):\n    return self.output.forward(self.self.forward(x, mask), x)\n");
 
     int64_t inter = W.get(p + ".intermediate.dense.weight", {-1, H}).size(0);  // per layer: may be pruned
+    if (inter > c.intermediate)
+      fail("weights '{}': layer {} has {} feed-forward neurons but the config says intermediate_size {}", origin, i,
+           inter, c.intermediate);
     Module intermediate("__torch__.joule.bert.Intermediate");
     intermediate.register_module("dense", linear(W, p + ".intermediate.dense", inter, H));
     intermediate.define("def forward(self, x):\n    return torch.gelu(self.dense.forward(x))\n");
@@ -207,7 +233,7 @@ def forward(self, x, mask):
   else if (c.pooling == "max")
     pool += "    s = torch.max(x.masked_fill(m == 0, float(\"-inf\")), 1)[0]\n";
   else
-    fail("weights '{}': pooling '{}' is not implemented (mean, cls, max, mean_sqrt_len_tokens)", origin, c.pooling);
+    fail("weights '{}': pooling '{}' is not implemented (mean, cls, max, mean_sqrt_len_tokens)", origin, printable(c.pooling));
   pool += c.normalize ? "    e = s / torch.clamp(s.norm(2, 1, True), min=1e-12)\n" : "    e = s\n";
   m.define(fmt::format("def forward(self, input_ids, attention_mask):\n{}"
                        "    x = self.encoder.forward(self.embeddings.forward(input_ids), add)\n{}    return e\n",
@@ -232,13 +258,14 @@ bool is_hf_dir(const std::string& path) {
 }
 
 static nlohmann::json read_json(const fs::path& p, bool required) {
-  std::ifstream f(p);
-  if (!f) {
+  std::error_code ec;
+  if (!fs::exists(p, ec)) {
     if (required) fail("'{}': no such file", p.string());
     return nullptr;
   }
+  const std::string text = io::read_regular_file(p.string(), io::kMaxConfigBytes, "JSON file");
   try {
-    return nlohmann::json::parse(f);
+    return nlohmann::json::parse(text);
   } catch (const std::exception& e) {
     fail("'{}': not valid JSON ({})", p.string(), first_line(e.what()));
   }
@@ -272,12 +299,12 @@ static void read_sentence_pipeline(const fs::path& d, const std::string& dir, Be
     };
     c.normalize = false;
     for (const auto& m : modules) {
-      std::string type = m.is_object() ? m.value("type", "") : "";
+      const std::string type = io::json_value<std::string>(m, "type", "", (d / "modules.json").string());
       if (ends_with(type, "Normalize")) c.normalize = true;
-      if (ends_with(type, "Pooling") && m.contains("path") && m["path"].is_string())
-        pooling_dir = d / m["path"].get<std::string>();
+      if (ends_with(type, "Pooling") && m.contains("path"))
+        pooling_dir = d / io::json_get<std::string>(m, "path", (d / "modules.json").string());
       if (ends_with(type, "Dense") || ends_with(type, "LayerNorm") || ends_with(type, "WeightedLayerPooling"))
-        fail("model folder '{}': modules.json has a {} module after pooling, which Joule does not implement", dir, type);
+        fail("model folder '{}': modules.json has a {} module after pooling, which Joule does not implement", dir, printable(type));
     }
   }
   auto pooling = read_json(pooling_dir / "config.json", false);
@@ -293,13 +320,13 @@ static void read_sentence_pipeline(const fs::path& d, const std::string& dir, Be
         {"pooling_mode_mean_sqrt_len_tokens", "mean_sqrt_len_tokens"}, {"pooling_mode_weightedmean_tokens", "weightedmean"},
         {"pooling_mode_lasttoken", "lasttoken"}};
     for (auto [key, mode] : legacy)
-      if (pooling.value(key, false)) modes.push_back(mode);
+      if (io::json_value<bool>(pooling, key, false, (pooling_dir / "config.json").string())) modes.push_back(mode);
     if (modes.empty()) modes.push_back("mean");
   }
   const std::set<std::string> implemented = {"mean", "cls", "max", "mean_sqrt_len_tokens"};
   if (modes.size() != 1 || !implemented.count(modes[0]))
     fail("model folder '{}': its sentence-transformers pooling is '{}' ({}); Joule implements mean, cls, max and "
-         "mean_sqrt_len_tokens, one at a time", dir, fmt::join(modes, "+"), (pooling_dir / "config.json").string());
+         "mean_sqrt_len_tokens, one at a time", dir, printable(fmt::format("{}", fmt::join(modes, "+"))), (pooling_dir / "config.json").string());
   c.pooling = modes[0];
 }
 
@@ -308,8 +335,9 @@ static void read_sentence_pipeline(const fs::path& d, const std::string& dir, Be
 static std::string vocab_from_tokenizer_json(const fs::path& d, const std::string& dir) {
   auto tj = read_json(d / "tokenizer.json", false);
   if (!tj.is_object()) fail("model folder '{}': vocab.txt is missing (the WordPiece vocabulary), and no tokenizer.json", dir);
-  const auto& model = tj.value("model", nlohmann::json::object());
-  if (model.value("type", "") != "WordPiece" || !model.contains("vocab") || !model["vocab"].is_object())
+  const std::string where = (d / "tokenizer.json").string();
+  const nlohmann::json model = tj.contains("model") ? tj["model"] : nlohmann::json::object();
+  if (io::json_value<std::string>(model, "type", "", where) != "WordPiece" || !model.contains("vocab") || !model["vocab"].is_object())
     fail("model folder '{}': no vocab.txt, and tokenizer.json's model is not WordPiece", dir);
   std::vector<std::string> lines(model["vocab"].size());
   for (const auto& [token, id] : model["vocab"].items()) {
@@ -329,7 +357,7 @@ SentenceEncoder load_hf_encoder(const std::string& dir) {
   BertConfig config = BertConfig::from_json(hf_config, (d / "config.json").string());
   read_sentence_pipeline(d, dir, config);
   auto tok_cfg = read_json(d / "tokenizer_config.json", false);
-  const bool lower_case = tok_cfg.is_object() ? tok_cfg.value("do_lower_case", true) : true;
+  const bool lower_case = io::json_value<bool>(tok_cfg, "do_lower_case", true, (d / "tokenizer_config.json").string());
   auto tokenizer = fs::exists(d / "vocab.txt")
                        ? text::WordPieceTokenizer::from_vocab_file((d / "vocab.txt").string(), lower_case)
                        : text::WordPieceTokenizer::from_vocab_text(vocab_from_tokenizer_json(d, dir), lower_case,
@@ -347,17 +375,16 @@ SentenceEncoder load_hf_encoder(const std::string& dir) {
     weights[t.name.rfind("bert.", 0) == 0 ? t.name.substr(5) : t.name] = x;
   }
   auto st_cfg = read_json(d / "sentence_bert_config.json", false);
-  int64_t max_length = st_cfg.is_object() ? st_cfg.value("max_seq_length", int64_t{256}) : 256;
+  int64_t max_length = io::json_value<int64_t>(st_cfg, "max_seq_length", 256, (d / "sentence_bert_config.json").string());
+  if (max_length < 1) fail("'{}': max_seq_length {} is not positive", (d / "sentence_bert_config.json").string(), max_length);
   // A compressed-tensors checkpoint: its packed linears leave `weights` (float placeholders stand in for
   // build_bert) and are rewritten into joule:: ops afterwards, as the quantize pass rewrites them.
   const CompressedLinears compressed = read_compressed_linears(hf_config, weights, st_path.string());
   Module module = build_bert(config, weights, st_path.string());
   apply_compressed_linears(module, compressed);
   SentenceEncoder enc{module, std::move(tokenizer), config, std::min(max_length, config.max_position), dir};
-  if (fs::exists(d / "tokenizer.json")) {
-    std::ifstream f(d / "tokenizer.json", std::ios::binary);
-    enc.tokenizer_json.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-  }
+  if (fs::exists(d / "tokenizer.json"))
+    enc.tokenizer_json = io::read_regular_file((d / "tokenizer.json").string(), io::kMaxConfigBytes, "tokenizer file");
   return enc;
 }
 
@@ -407,12 +434,11 @@ StsbScore evaluate_stsb(const SentenceEncoder& enc, Module& m, const std::vector
 
 std::vector<std::vector<c10::IValue>> text_calibration(const SentenceEncoder& enc, const std::string& path,
                                                        int64_t samples) {
-  if (!std::filesystem::is_regular_file(path)) fail("calibration file '{}': no such file", path);
   std::vector<std::string> texts;
   if (path.size() >= 4 && path.compare(path.size() - 4, 4, ".tsv") == 0) {
     for (const auto& p : text::load_stsb(path)) texts.insert(texts.end(), {p.a, p.b});
   } else {
-    std::ifstream f(path);
+    std::istringstream f(io::read_regular_file(path, io::kMaxDataBytes, "calibration file"));
     for (std::string line; std::getline(f, line);)
       if (line.find_first_not_of(" \t\r") != std::string::npos) texts.push_back(line);
   }
@@ -435,11 +461,15 @@ SentenceEncoder encoder_from_archive(const LoadedModel& lm, const std::string& p
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text->second);
+    const std::string where = path + ":joule/text.json";
     SentenceEncoder enc{lm.module,
-                        text::WordPieceTokenizer::from_vocab_text(vocab->second, j.at("lower_case").get<bool>(), path + ":joule/vocab.txt"),
-                        BertConfig::from_json(j.at("config"), path + ":joule/text.json"), j.at("max_length").get<int64_t>(), path};
-    enc.config.pooling = j.value("pooling", "mean");  // archives from before pooling modes: mean + normalise
-    enc.config.normalize = j.value("normalize", true);
+                        text::WordPieceTokenizer::from_vocab_text(vocab->second, io::json_get<bool>(j, "lower_case", where), path + ":joule/vocab.txt"),
+                        BertConfig::from_json(j.contains("config") ? j["config"] : nlohmann::json(), where),
+                        io::json_get<int64_t>(j, "max_length", where), path};
+    if (enc.max_length < 1) fail("'{}': max_length {} is not positive", where, enc.max_length);
+    // Archives from before pooling modes: mean + normalise.
+    enc.config.pooling = io::json_value<std::string>(j, "pooling", "mean", where);
+    enc.config.normalize = io::json_value<bool>(j, "normalize", true, where);
     if (tokenizer_json != lm.extra.end()) enc.tokenizer_json = tokenizer_json->second;
     return enc;
   } catch (const nlohmann::json::exception& e) {

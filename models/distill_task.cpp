@@ -4,26 +4,24 @@
 #include <fmt/ranges.h>
 
 #include <filesystem>
+#include <sstream>
 #include <fstream>
 #include <set>
 #include <unordered_set>
 
 #include "compress/base/error.h"
+#include "compress/io/read_file.h"
 #include "compress/passes/distill.h"
 
 namespace joule::models {
 namespace fs = std::filesystem;
 
 std::vector<std::string> read_sentences(const std::string& path) {
-  std::error_code ec;
-  if (!fs::exists(path, ec)) fail("training data '{}': no such file", path);
-  if (!fs::is_regular_file(path, ec)) fail("training data '{}': not a regular file", path);
-  if (fs::file_size(path, ec) > (uintmax_t(1) << 30)) fail("training data '{}': larger than 1 GiB", path);
   std::vector<std::string> all;
   if (path.size() >= 4 && path.compare(path.size() - 4, 4, ".tsv") == 0) {
     for (const auto& p : text::load_stsb(path)) all.insert(all.end(), {p.a, p.b});
   } else {
-    std::ifstream f(path);
+    std::istringstream f(io::read_regular_file(path, io::kMaxDataBytes, "training data"));
     for (std::string line; std::getline(f, line);) {
       if (!line.empty() && line.back() == '\r') line.pop_back();
       if (line.find_first_not_of(" \t") != std::string::npos) all.push_back(line);

@@ -2,16 +2,16 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
+#include <sstream>
 #include <numeric>
 
 #include "compress/base/error.h"
+#include "compress/io/read_file.h"
 
 namespace joule::text {
 
 std::vector<StsbPair> load_stsb(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail("STS-B file '{}': cannot open (no such file?)", path);
+  std::istringstream f(io::read_regular_file(path, io::kMaxDataBytes, "STS-B file"));
   std::vector<StsbPair> out;
   std::string line;
   for (int n = 1; std::getline(f, line); ++n) {
@@ -28,7 +28,7 @@ std::vector<StsbPair> load_stsb(const std::string& path) {
     char* end = nullptr;
     double score = std::strtod(cols[4].c_str(), &end);
     if (cols[4].empty() || *end != '\0' || !(score >= 0 && score <= 5))
-      fail("STS-B file '{}', line {}: score '{}' is not a number in [0, 5]", path, n, cols[4]);
+      fail("STS-B file '{}', line {}: score '{}' is not a number in [0, 5]", path, n, printable(cols[4], 40));
     out.push_back({cols[5], cols[6], score});
   }
   if (out.empty()) fail("STS-B file '{}': no sentence pairs", path);

@@ -28,6 +28,7 @@
 #include <string_view>
 
 #include "compress/base/error.h"
+#include "compress/io/read_file.h"
 
 namespace joule::text {
 namespace {
@@ -175,12 +176,8 @@ void split_py_space(const Chars& s, std::vector<Chars>& out) {
 }  // namespace
 
 WordPieceTokenizer WordPieceTokenizer::from_vocab_file(const std::string& path, bool lower_case) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot read vocab file '{}': {}", path, std::strerror(errno));
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) fail("cannot read vocab file '{}': read error", path);
-  return from_vocab_text(text.str(), lower_case, "vocab file '" + path + "'");
+  return from_vocab_text(io::read_regular_file(path, io::kMaxConfigBytes, "vocab file"), lower_case,
+                         "vocab file '" + path + "'");
 }
 
 WordPieceTokenizer WordPieceTokenizer::from_vocab_text(const std::string& vocab_text, bool lower_case,

@@ -4,7 +4,9 @@ edited (code rewritten, bytes flipped, records cut) with Python's zipfile.
 
 usage: make_hostile.py OUTDIR
 """
+import json
 import os
+import shutil
 import struct
 import sys
 import zipfile
@@ -129,6 +131,35 @@ def main():
         pos += 4
     blob[pos + 24:pos + 28] = struct.pack("<I", 0x7FFFFFFF)
     open(os.path.join(out, "bomb_header.pt"), "wb").write(bytes(blob))
+
+    # Archive-carried workloads (joule/workload.json), which every measuring command runs, inspect included: 2e9
+    # timed runs, inputs of 10 GB from a 20 KB file, and a field of the wrong type.
+    def with_workload(name, workload):
+        dst = os.path.join(out, name + ".pt")
+        shutil.copyfile(plain, dst)
+        with zipfile.ZipFile(dst, "a") as z:
+            z.writestr("plain/extra/joule/workload.json", json.dumps(workload))
+    with_workload("workload_reps", {"inputs": ["1x64"], "reps": 2000000000})
+    with_workload("workload_huge", {"inputs": ["f32:50000x50000"]})
+    with_workload("workload_many_dims", {"inputs": ["1x1x1x1x1x1x1x1x1x64"]})
+    with_workload("workload_bad_type", {"inputs": ["1x64"], "reps": "many"})
+    with_workload("workload_escape", {"inputs": ["\u001b]0;owned\u0007\u001b[2J1x64"]})
+
+    # A weights-only folder whose tensor name carries terminal escapes (window title, clear screen) and whose
+    # entry is invalid, so the name is echoed in the error.
+    d = os.path.join(out, "escape_dir")
+    os.makedirs(d, exist_ok=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b", "c"]
+    with open(os.path.join(d, "vocab.txt"), "w") as f:
+        f.write("\n".join(vocab) + "\n")
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump({"model_type": "bert", "vocab_size": len(vocab), "hidden_size": 8, "num_hidden_layers": 1,
+                   "num_attention_heads": 2, "intermediate_size": 16, "max_position_embeddings": 16}, f)
+    header = json.dumps({"\x1b]0;owned\x07\x1b[2Jembeddings.word_embeddings.weight":
+                         {"dtype": "Q9", "shape": [1], "data_offsets": [0, 4]}}).encode()
+    with open(os.path.join(d, "model.safetensors"), "wb") as f:
+        f.write(struct.pack("<Q", len(header)) + header + b"\0" * 4)
+
 
 if __name__ == "__main__":
     main()

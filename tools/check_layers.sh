@@ -18,9 +18,9 @@ declare -A layer=(
   [compress/pipeline]=6
   [models]=7
   [tools]=8 [python]=8
-  [tests]=9 [tests/cuda]=9 [bench]=9 [bench/cuda]=9
+  [tests]=9 [tests/cuda]=9 [tests/fuzz]=9 [bench]=9 [bench/cuda]=9
 )
-torch_free=(kernels/formats kernels/cpu cuda compress/base compress/energy compress/report)
+torch_free=(kernels/formats kernels/cpu cuda compress/base compress/energy compress/report tests/fuzz)
 
 bad=0
 while IFS= read -r file; do

@@ -14,6 +14,7 @@
 
 #include "compress/base/error.h"
 #include "compress/io/atomic_file.h"
+#include "compress/io/read_file.h"
 #include "compress/pipeline/job.h"
 #include "models/bert.h"
 #include "compress/train/distributed.h"
@@ -100,10 +101,9 @@ energy::Settings MeasureFlags::energy_settings() const {
     fail("{}", e.what());
   }
   if (!op_constants.empty()) {
-    std::ifstream f(op_constants);
-    if (!f) fail("op constants '{}': no such file", op_constants);
+    const std::string text = io::read_regular_file(op_constants, io::kMaxConfigBytes, "op constants");
     try {
-      s.op = energy::OpModelConstants::from_json(nlohmann::json::parse(f));
+      s.op = energy::OpModelConstants::from_json(nlohmann::json::parse(text));
     } catch (const std::exception& e) {
       fail("op constants '{}': {}", op_constants, first_line(e.what()));
     }
@@ -117,9 +117,9 @@ Workload MeasureFlags::workload(const LoadedModel& lm, const nlohmann::json& rec
   if (!input_shapes.empty()) {
     for (const auto& s : input_shapes) w.inputs.push_back(parse_input_spec(s));
   } else if (!recipe_workload.is_null()) {
-    w = Workload::from_json(recipe_workload);
+    w = Workload::from_json(recipe_workload, "recipe's workload");
   } else if (!lm.workload.is_null()) {
-    w = Workload::from_json(lm.workload);
+    w = Workload::from_json(lm.workload, model + ":joule/workload.json");
   } else if (required) {
     fail("model '{}' carries no workload: pass --input-shape (e.g. 1x784, or i64:1x128 for token ids)", model);
   } else {
@@ -129,6 +129,7 @@ Workload MeasureFlags::workload(const LoadedModel& lm, const nlohmann::json& rec
   if (reps >= 0) w.reps = reps;
   if (reps == 0) fail("--reps must be at least 1");
   if (!input_shapes.empty()) w.seed = seed;
+  w.check("workload of '" + model + "'");
   return w;
 }
 

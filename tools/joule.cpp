@@ -53,13 +53,14 @@ int main(int argc, char** argv) {
     for (const auto& c : commands)
       if (c.app->parsed()) return c.run();
   } catch (const joule::Error& e) {
-    fmt::print(stderr, "joule: error: {}\n", e.what());
+    // Messages echo names read from files (tensors, keys, records): escaped once more here, whatever built them.
+    fmt::print(stderr, "joule: error: {}\n", printable(e.what(), 2000));
     return 1;
   } catch (const c10::Error& e) {
-    fmt::print(stderr, "joule: error: {}\n", first_line(e.what_without_backtrace()));
+    fmt::print(stderr, "joule: error: {}\n", printable(first_line(e.what_without_backtrace()), 2000));
     return 1;
   } catch (const std::exception& e) {
-    fmt::print(stderr, "joule: error: {}\n", first_line(e.what()));
+    fmt::print(stderr, "joule: error: {}\n", printable(first_line(e.what()), 2000));
     return 1;
   }
   return 0;

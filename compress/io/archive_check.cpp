@@ -108,11 +108,6 @@ class Zip {
   [[noreturn]] void corrupt(fmt::format_string<A...> f, A&&... a) const {
     fail("model '{}': corrupt TorchScript archive: {}", path_, fmt::format(f, std::forward<A>(a)...));
   }
-  static std::string printable(const std::string& s) {
-    std::string o;
-    for (unsigned char c : s.substr(0, 200)) o += (c < 0x20 || c == 0x7f) ? '?' : char(c);
-    return o;
-  }
 
   void index() {
     const uint8_t* d = map_.data;

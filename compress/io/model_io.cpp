@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <streambuf>
+#include <unistd.h>
 
 #include "compress/base/error.h"
 #include "compress/io/archive_check.h"
@@ -37,8 +39,8 @@ static void check_archive_file(const std::string& path) {
   const auto& f = found.front();
   fail("model '{}': its code calls {} in {}() ({}){}; an archive's code runs when it loads, so Joule refuses "
        "ops that can reach files or other libraries: pass --trust-model if you trust where it came from, or "
-       "give the weights as safetensors / an HF folder", path, f.op, f.method.empty() ? "<class>" : f.method,
-       f.record, found.size() > 1 ? fmt::format(" and {} more such call{}", found.size() - 1, found.size() > 2 ? "s" : "") : "");
+       "give the weights as safetensors / an HF folder", path, printable(f.op), f.method.empty() ? "<class>" : printable(f.method),
+       printable(f.record), found.size() > 1 ? fmt::format(" and {} more such call{}", found.size() - 1, found.size() > 2 ? "s" : "") : "");
 }
 
 // A tensor whose sizes and strides reach past its storage (a zip record shorter than the pickle says) would be
@@ -50,13 +52,13 @@ static void check_tensor_extents(const torch::jit::Module& m, const std::string&
     if (!t.defined() || !t.has_storage() || t.numel() == 0) continue;
     int64_t extent = t.storage_offset();
     for (int64_t d = 0; d < t.dim(); ++d) {
-      if (t.stride(d) < 0) fail("model '{}': tensor '{}' has a negative stride", path, a.name);
+      if (t.stride(d) < 0) fail("model '{}': tensor '{}' has a negative stride", path, printable(a.name));
       extent += (t.size(d) - 1) * t.stride(d);
     }
     const uint64_t need = uint64_t(extent + 1) * t.element_size();
     if (need > t.storage().nbytes())
       fail("model '{}': tensor '{}' needs {} bytes but its record holds {} (truncated or altered archive)", path,
-           a.name, need, t.storage().nbytes());
+           printable(a.name), need, t.storage().nbytes());
   }
 }
 
@@ -105,6 +107,51 @@ void write_file_atomic(const std::string& path, const std::string& content) {
   io::write_file_atomic(path, content);
 }
 
+namespace {
+
+// Writes through to a file descriptor and never reports a failed write to the writer: LibTorch's archive writer
+// finishes the zip in its destructor, so an error it saw there (disk full) would throw from a destructor and
+// std::terminate. The first error is kept and reported once the writer is done.
+class FdStreamBuf : public std::streambuf {
+ public:
+  explicit FdStreamBuf(int fd) : fd_(fd) { setp(buf_, buf_ + sizeof buf_); }
+  int error() const { return err_; }
+
+ protected:
+  int_type overflow(int_type c) override {
+    flush();
+    if (!traits_type::eq_int_type(c, traits_type::eof())) {
+      *pptr() = traits_type::to_char_type(c);
+      pbump(1);
+    }
+    return traits_type::not_eof(c);
+  }
+  int sync() override {
+    flush();
+    return 0;
+  }
+
+ private:
+  void flush() {
+    const char* p = pbase();
+    size_t n = size_t(pptr() - pbase());
+    while (n > 0 && err_ == 0) {
+      ssize_t w = ::write(fd_, p, n);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) {
+        err_ = w < 0 ? errno : EIO;
+        break;
+      }
+      p += w, n -= size_t(w);
+    }
+    setp(buf_, buf_ + sizeof buf_);
+  }
+  int fd_, err_ = 0;
+  char buf_[1 << 16];
+};
+
+}  // namespace
+
 void save_model(const torch::jit::Module& module, const std::string& out, const std::string& input_path,
                 const nlohmann::json& workload, const nlohmann::json& provenance,
                 const std::map<std::string, std::string>& carried) {
@@ -113,11 +160,15 @@ void save_model(const torch::jit::Module& module, const std::string& out, const 
   if (!workload.is_null()) extra[kWorkloadFile] = workload.dump();
   if (!provenance.is_null()) extra[kProvenanceFile] = provenance.dump(2);
   io::AtomicFile tmp(out);
+  FdStreamBuf buf(tmp.fd());
+  std::ostream os(&buf);
   try {
-    module.save(tmp.temp_path(), extra);  // rewrites the temp file in place; commit() fsyncs it through its fd
+    module.save(os, extra);
   } catch (const c10::Error& e) {
     fail("output '{}': cannot write: {}", out, first_line(e.what_without_backtrace()));
   }
+  buf.pubsync();
+  if (buf.error() != 0) fail("output '{}': cannot write: {}", out, std::strerror(buf.error()));
   tmp.commit();
 }
 

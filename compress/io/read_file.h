@@ -7,6 +7,10 @@
 
 namespace joule::io {
 
+// The caps the loaders use: data (STS-B, sentences, calibration text) and configs (JSON, vocab, tokenizer.json).
+inline constexpr uint64_t kMaxDataBytes = uint64_t{1} << 30;
+inline constexpr uint64_t kMaxConfigBytes = uint64_t{64} << 20;
+
 std::string read_regular_file(const std::string& path, uint64_t max_bytes, const std::string& what);
 
 }  // namespace joule::io

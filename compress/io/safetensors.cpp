@@ -56,7 +56,8 @@ const DTypeInfo& info(DType d) {
 
 template <typename... Args>
 [[noreturn]] void bad(const std::string& path, fmt::format_string<Args...> f, Args&&... args) {
-  fail("safetensors '{}': {}", path, fmt::format(f, std::forward<Args>(args)...));
+  // Tensor names and keys come from the untrusted header: escaped, so they cannot carry terminal escapes.
+  fail("safetensors '{}': {}", path, printable(fmt::format(f, std::forward<Args>(args)...), 1000));
 }
 
 // A JSON value for an error message, cut short: it comes from an untrusted header that may be huge or nested
