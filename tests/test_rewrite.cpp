@@ -172,8 +172,9 @@ TEST(Rewrite, SharedWeightsStayLinearAndThePassReportsThem) {
   // Through the pass: the shared weight is reported and stays an aten::linear over the float weight.
   Context ctx;
   PassResult r = QuantizePass(QuantizeOptions::from_json({{"scheme", "w8a8"}})).run(m, ctx);
-  ASSERT_EQ(r.warnings.size(), 1u);
-  EXPECT_EQ(r.warnings[0], "'other.weight' stays float: it is read by ops other than aten::linear");
+  ASSERT_FALSE(r.skipped.empty());
+  EXPECT_EQ(r.skipped[0].weight, "other.weight");
+  EXPECT_EQ(r.skipped[0].reason, "read by ops other than aten::linear (a fused kernel or a slice needs it in float)");
   EXPECT_EQ(r.stats["quantized_layers"], 2);
   auto g = m.get_method("forward").graph();
   FileCheck().check("joule::linear_w8a8")->check("aten::linear")->check("aten::t")->run(*g);

@@ -219,11 +219,15 @@ void fill_int_bounds(Workload& w, const Analysis& a) {
 nlohmann::json describe_model(const torch::jit::Module& m, const Workload& w, const std::string& path) {
   auto inputs = w.make_inputs();
   Analysis a = analyze(m, inputs.empty() ? nullptr : &inputs);
+  int64_t params = a.total_params;  // float parameters, plus the packed weights of an already compressed model
+  std::set<std::string> packed;
+  for (const auto& op : a.ops)
+    if (!op.quant.empty() && packed.insert(op.weight).second) params += op.logical_weights;
   return {{"path", path},
           {"workload", w.to_json()},
           {"threads", at::get_num_threads()},
           {"libtorch", TORCH_VERSION},
-          {"params", a.total_params},
+          {"params", params},
           {"weight_ops", a.ops.size()},
           {"macs", a.total_macs()}};
 }
