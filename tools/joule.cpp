@@ -3,6 +3,8 @@
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
 #include <sched.h>
+
+#include <csignal>
 #include <torch/version.h>
 
 #include "compress/base/error.h"
@@ -12,6 +14,9 @@
 
 int main(int argc, char** argv) {
   using namespace joule;
+  // Over a file-size limit (ulimit -f) a write fails with EFBIG instead of killing the process: the save reports it
+  // in one line and removes its temp file, as for a full disk.
+  ::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"joule: compress PyTorch models (TorchScript) and report size, speed, fidelity and energy per pass"};
   app.failure_message([](const CLI::App*, const CLI::Error& e) {
     return fmt::format("joule: error: {} (see --help)\n", e.what());
