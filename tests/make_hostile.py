@@ -143,6 +143,12 @@ def main():
     with_workload("workload_huge", {"inputs": ["f32:50000x50000"]})
     with_workload("workload_many_dims", {"inputs": ["1x1x1x1x1x1x1x1x1x64"]})
     with_workload("workload_bad_type", {"inputs": ["1x64"], "reps": "many"})
+    def with_provenance(name, provenance):
+        dst = os.path.join(out, name + ".pt")
+        shutil.copyfile(plain, dst)
+        with zipfile.ZipFile(dst, "a") as z:
+            z.writestr("plain/extra/joule/provenance.json", json.dumps(provenance))
+    with_provenance("provenance_bad", {"passes": 5})
     with_workload("workload_escape", {"inputs": ["\u001b]0;owned\u0007\u001b[2J1x64"]})
 
     # A weights-only folder whose tensor name carries terminal escapes (window title, clear screen) and whose

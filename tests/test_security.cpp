@@ -163,6 +163,11 @@ TEST(Security, ArchiveWorkloadsAreBoundedBeforeAnythingRuns) {
   for (const auto& [name, needle] : cases)
     for (const std::string cmd : {"inspect ", "energy "})
       expect_bounded_refusal(cmd + hostile(name), hostile(name), needle, 30);
+  // The provenance a save appends to, refused at load rather than after the run.
+  const fs::path out = test::scratch() / "provenance_out.pt";
+  expect_bounded_refusal("prune " + hostile("provenance_bad") + " -i 1x64 -o " + out.string(), hostile("provenance_bad"),
+                         "provenance_bad.pt:joule/provenance.json': key 'passes': expected a list, found a number", 30);
+  EXPECT_FALSE(fs::exists(out));
   // A user's own flags are bounded the same way; with -i the archive's workload is not read at all.
   expect_bounded_refusal("energy " + hostile("plain") + " -i 1x64 --reps 200000", hostile("plain"),
                          "reps 200000 is outside 1..100000");
@@ -280,40 +285,40 @@ TEST(Security, JsonFieldsAreTypedWithFileAndKey) {
   EXPECT_EQ(io::json_get<uint64_t>(nlohmann::json{{"k", 5}}, "k", "w"), 5u);  // a signed-stored 5 fits uint64
 }
 
-// Disk full while saving: one line naming the output, no temp file or partial output left. A 64 KiB tmpfs where
-// the test may mount one (root); else the same through RLIMIT_FSIZE with SIGXFSZ ignored (writes fail with EFBIG).
+// Disk full while saving: one line naming the output, no temp file or partial output left. Under RLIMIT_FSIZE
+// (joule ignores SIGXFSZ, so writes fail with EFBIG), and on a 64 KiB tmpfs where the test may mount one (root).
 TEST(Security, DiskFullIsOneLineAndLeavesNothingBehind) {
-  const fs::path mnt = test::scratch() / "full";
-  test::remove_tree(mnt);
-  fs::create_directories(mnt);
-  const bool tmpfs = ::geteuid() == 0 && ::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=64k") == 0;
   const std::string mlp = std::string(JOULE_TEST_MODELS) + "/mlp.pt";  // 435 KB, 110 KB in W8A8: neither fits
-  const fs::path elsewhere = test::scratch() / "full_model.pt";
-  struct Case {
-    std::string args, needle;
-  } cases[] = {
-      {"prune " + mlp + " -o " + (mnt / "out.pt").string(), "output '" + (mnt / "out.pt").string() + "': cannot write: "},
-      {"quantize " + mlp + " -o " + (mnt / "q.pt").string(), "output '" + (mnt / "q.pt").string() + "': cannot write: "},
+  const std::string before = test::slurp(mlp);
+  const fs::path dir = test::scratch() / "full";
+  auto left_in_dir = [&] {
+    std::vector<std::string> left;
+    for (const auto& e : fs::directory_iterator(dir)) left.push_back(e.path().filename().string());
+    return left;
   };
-  for (const auto& c : cases) {
-    std::string cmd = c.args;
-    if (!tmpfs)  // test::cli runs JOULE_BIN first: a no-op, then joule under its own limit (ulimit -f: KiB)
-      cmd = "--help >/dev/null; bash -c \"trap '' XFSZ; ulimit -f 64; exec " + std::string(JOULE_BIN) + " " + c.args + "\"";
-    const std::string before = test::slurp(mlp);
-    test::expect_one_line_error(test::cli(cmd), c.needle);
-    EXPECT_EQ(test::slurp(mlp), before);
-    std::vector<std::string> left;
-    for (const auto& e : fs::directory_iterator(mnt)) left.push_back(e.path().filename().string());
-    EXPECT_TRUE(left.empty()) << left.front();
-  }
-  if (tmpfs) {  // a report onto a full disk (the model goes elsewhere)
-    std::ofstream(mnt / "fill") << std::string(62 * 1024, 'x');
-    test::expect_one_line_error(test::cli("prune " + mlp + " -o " + elsewhere.string() + " --report " + (mnt / "r.json").string()),
-                                "output '" + (mnt / "r.json").string() + "': cannot write the temp file: No space left on device");
-    std::vector<std::string> left;
-    for (const auto& e : fs::directory_iterator(mnt)) left.push_back(e.path().filename().string());
-    EXPECT_EQ(left, std::vector<std::string>{"fill"});
-    ::umount(mnt.c_str());
+  for (const bool tmpfs : {false, true}) {
+    SCOPED_TRACE(tmpfs ? "tmpfs" : "RLIMIT_FSIZE");
+    test::remove_tree(dir);
+    fs::create_directories(dir);
+    if (tmpfs && (::geteuid() != 0 || ::mount("tmpfs", dir.c_str(), "tmpfs", 0, "size=64k") != 0)) continue;
+    for (const std::string cmd : {"prune ", "quantize "}) {
+      const std::string out = (dir / (cmd.substr(0, 1) + ".pt")).string();
+      std::string line = cmd + mlp + " -o " + out;
+      if (!tmpfs)  // test::cli runs JOULE_BIN first: a no-op, then joule under its own limit (ulimit -f: KiB)
+        line = "--help >/dev/null; bash -c \"ulimit -f 64; exec " + std::string(JOULE_BIN) + " " + line + "\"";
+      test::expect_one_line_error(test::cli(line), "output '" + out + "': cannot write: " +
+                                                       (tmpfs ? "No space left on device" : "File too large"));
+      EXPECT_EQ(test::slurp(mlp), before);
+      EXPECT_EQ(left_in_dir(), std::vector<std::string>{});
+    }
+    if (tmpfs) {  // a report onto a full disk (the model goes elsewhere)
+      std::ofstream(dir / "fill") << std::string(62 * 1024, 'x');
+      const fs::path elsewhere = test::scratch() / "full_model.pt";
+      test::expect_one_line_error(test::cli("prune " + mlp + " -o " + elsewhere.string() + " --report " + (dir / "r.json").string()),
+                                  "output '" + (dir / "r.json").string() + "': cannot write the temp file: No space left on device");
+      EXPECT_EQ(left_in_dir(), std::vector<std::string>{"fill"});
+      ::umount(dir.c_str());
+    }
   }
 }
 

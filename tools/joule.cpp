@@ -5,6 +5,8 @@
 #include <sched.h>
 #include <torch/version.h>
 
+#include <csignal>
+
 #include "compress/base/allocator.h"
 #include "compress/base/error.h"
 #include "compress/io/model_io.h"
@@ -14,6 +16,9 @@
 int main(int argc, char** argv) {
   using namespace joule;
   keep_freed_memory();  // freed activations are reused, not refaulted, by the next forward (compress/base/allocator.h)
+  // Over a file-size limit (ulimit -f) a write fails with EFBIG instead of killing the process: the save reports it
+  // in one line and removes its temp file, as for a full disk.
+  ::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"joule: compress PyTorch models (TorchScript) and report size, speed, fidelity and energy per pass"};
   app.failure_message([](const CLI::App*, const CLI::Error& e) {
     return fmt::format("joule: error: {} (see --help)\n", e.what());

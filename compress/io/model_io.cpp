@@ -13,6 +13,7 @@
 #include "compress/base/error.h"
 #include "compress/io/archive_check.h"
 #include "compress/io/atomic_file.h"
+#include "compress/io/json_field.h"
 
 namespace joule {
 namespace fs = std::filesystem;
@@ -87,6 +88,12 @@ LoadedModel load_model(const std::string& path) {
   lm.module.eval();
   lm.workload = parse_extra(path, kWorkloadFile, extra[kWorkloadFile]);
   lm.provenance = parse_extra(path, kProvenanceFile, extra[kProvenanceFile]);
+  // Each save appends to its passes: anything but {"passes": [...]} would throw at the end of a run.
+  if (!lm.provenance.is_null() && (!lm.provenance.is_object() || !lm.provenance.contains("passes") ||
+                                   !lm.provenance["passes"].is_array()))
+    fail("'{}:{}': key 'passes': expected a list, found {}", path, kProvenanceFile,
+         lm.provenance.is_object() && lm.provenance.contains("passes") ? io::json_kind(lm.provenance["passes"])
+                                                                      : std::string("none"));
   for (const auto& f : carried_extra_files())
     if (!extra[f].empty()) lm.extra[f] = extra[f];
   return lm;
