@@ -15,6 +15,7 @@
 #include "compress/io/archive_check.h"
 #include "compress/io/json_field.h"
 #include "compress/io/model_io.h"
+#include "compress/io/recipe_text.h"
 #include "compress/ir/workload.h"
 #include "compress/pipeline/recipe.h"
 #include "models/bert.h"
@@ -330,4 +331,19 @@ TEST(Security, RecipesMustBeUtf8) {
   EXPECT_EQ(refusal_of([] { recipe_json("passes: [{prune: {x: \"\xed\xa0\x80\"}}]", "r.yaml"); }),  // a UTF-16 surrogate
             "recipe 'r.yaml', line 1: byte 0xed is not UTF-8");
   EXPECT_EQ(recipe_json("passes: [{prune: {x: \"caf\xc3\xa9\"}}]", "r.yaml")["passes"][0]["prune"]["x"], "caf\xc3\xa9");
+}
+
+TEST(Security, FuzzFindingsOfTheLastRunAreOneLineErrors) {
+  // tools/fuzz.sh findings, byte for byte. A 52-byte "zip" whose end record claims zip64: the zip64 record's bounds
+  // check underflowed for files under 56 bytes and the reader went far outside the mapping (ASan: SEGV in le()).
+  const unsigned char zip[] = {  0x50, 0x4b, 0x03, 0x04, 0x6c, 0x6c, 0x6f, 0x61, 0x00, 0x00, 0x50, 0x4b,  0x06, 0x07, 0x00, 0x00, 0x00, 0x00, 0x83, 0x08, 0x00, 0x00, 0x00, 0x2c,  0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x50, 0x4b, 0x05, 0x06, 0x00, 0x00,  0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfd, 0xff, 0xff,  0x07, 0x00, 0x00, 0x00};
+  const auto path = std::filesystem::temp_directory_path() / ("joule_fuzz_zip64_" + std::to_string(::getpid()) + ".pt");
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(zip), sizeof zip);
+  EXPECT_THROW(io::check_archive(path.string()), Error);
+  std::filesystem::remove(path);
+  // A recipe starting with NUL bytes, which yaml-cpp decodes as UTF-32 into strings that are not UTF-8: the JSON
+  // writer threw (std::terminate in the fuzz target) instead of a one-line refusal.
+  const unsigned char recipe[] = {  0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x09, 0x2c, 0x3a, 0x34, 0x22,  0x73, 0x0a};
+  EXPECT_THROW(io::recipe_text_json(std::string(reinterpret_cast<const char*>(recipe), sizeof recipe), "fuzz.yaml"),
+               Error);
 }

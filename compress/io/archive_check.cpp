@@ -126,7 +126,7 @@ class Zip {
     if (count == 0xFFFF || cd_size == 0xFFFFFFFF || cd_off == 0xFFFFFFFF) {  // zip64
       if (eocd < 20 || le(d + eocd - 20, 4) != 0x07064b50) corrupt("zip64 end locator missing");
       uint64_t z64 = le(d + eocd - 20 + 8, 8);
-      if (z64 > n - 56 || le(d + z64, 4) != 0x06064b50) corrupt("zip64 end record outside the file");
+      if (n < 56 || z64 > n - 56 || le(d + z64, 4) != 0x06064b50) corrupt("zip64 end record outside the file");
       count = le(d + z64 + 32, 8), cd_size = le(d + z64 + 40, 8), cd_off = le(d + z64 + 48, 8);
     }
     if (count > lim_.max_entries) corrupt("{} records, over the {} allowed", count, lim_.max_entries);

@@ -109,6 +109,7 @@ class RecipeGuard : public YAML::EventHandler {
 nlohmann::json recipe_text_json(const std::string& text, const std::string& where) {
   // JSON strings are UTF-8: a recipe's option strings end up in the report and the archive's provenance, whose
   // writer would throw on invalid bytes after the whole run.
+  if (text.find('\0') != std::string::npos) fail("recipe '{}': contains a NUL byte (not a text file)", where);
   for (size_t i = 0, line = 1; i < text.size(); ++i) {
     const size_t n = utf8_length(text, i);
     if (n == 0) fail("recipe '{}', line {}: byte 0x{:02x} is not UTF-8", where, line, static_cast<unsigned char>(text[i]));
@@ -125,7 +126,15 @@ nlohmann::json recipe_text_json(const std::string& text, const std::string& wher
   } catch (const YAML::Exception& e) {
     fail("recipe '{}': not valid YAML/JSON: {}", where, e.what());
   }
-  return yaml_to_json(root);
+  nlohmann::json j = yaml_to_json(root);
+  // yaml-cpp reads text starting with NUL bytes as UTF-16/32 and can hand back strings that are not UTF-8 (a fuzz
+  // finding): the check above sees only the raw bytes, so the parsed result is checked once more here.
+  try {
+    (void)j.dump();
+  } catch (const nlohmann::json::exception&) {
+    fail("recipe '{}': decodes to text that is not UTF-8 (a recipe is UTF-8 YAML or JSON)", where);
+  }
+  return j;
 }
 
 }  // namespace joule::io
