@@ -11,6 +11,7 @@
 #include "compress/algorithms/quant_w8a8.h"
 #include "compress/base/error.h"
 #include "compress/ir/graph.h"
+#include "compress/ir/lower.h"
 #include "compress/ir/rewrite.h"
 #include "compress/ops/schema.h"
 #include "compress/passes/quantize.h"
@@ -297,4 +298,117 @@ TEST(Rewrite, W8A8AndW4CallsMatchTheKernelReferences) {
     at::Tensor got = test::forward(m, x);
     EXPECT_TRUE(at::allclose(got, want, 1e-4, 1e-5)) << (got - want).abs().max().item<float>();
   }
+}
+
+// --- The CPU execution lowering (compress/ir/lower.h) ---
+
+namespace {
+
+at::Tensor call_linear_f32(const at::Tensor& x, const at::Tensor& w, const std::optional<at::Tensor>& b,
+                           const std::string& act) {
+  static auto op = c10::Dispatcher::singleton().findSchemaOrThrow("joule::linear_f32", "");
+  torch::jit::Stack st{x, w, b ? c10::IValue(*b) : c10::IValue(), act};
+  op.callBoxed(st);
+  return st.at(0).toTensor();
+}
+
+at::Tensor aten_reference(const at::Tensor& x, const at::Tensor& w, const std::optional<at::Tensor>& b,
+                          const std::string& act) {
+  // In double, so that the float kernels are compared with the exact result, not with each other's rounding.
+  at::Tensor y = at::linear(x.to(at::kDouble), w.to(at::kDouble), b ? std::optional<at::Tensor>(b->to(at::kDouble)) : b);
+  if (act == "gelu") y = at::gelu(y, "none");
+  if (act == "gelu_tanh") y = at::gelu(y, "tanh");
+  return y;
+}
+
+// fc1 -> GELU (erf) -> fc2 -> GELU (tanh); shared: read twice, so its GELU cannot be fused; wide: a float64 weight,
+// not lowered.
+torch::jit::Module gelu_model() {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(11);
+  torch::jit::Module m("__torch__.joule.LowerTest");
+  m.register_module("fc1", models::build_linear(48, 64, gen));
+  m.register_module("fc2", models::build_linear(64, 32, gen));
+  m.register_module("shared", models::build_linear(32, 32, gen, /*bias=*/false));
+  m.register_parameter("wide", at::randn({8, 32}, gen, at::kDouble), false);
+  m.define(R"(
+def forward(self, x):
+    h = torch.gelu(self.fc1.forward(x))
+    h = torch.gelu(self.fc2.forward(h), approximate="tanh")
+    s = self.shared.forward(h)
+    s = torch.gelu(s) + s
+    return torch.cat([s, torch.linear(s.double(), self.wide).float()], -1)
+)");
+  m.eval();
+  return m;
+}
+
+}  // namespace
+
+TEST(Lower, LinearF32MatchesTheExactResultOnEveryShapeAndActivation) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
+  for (int64_t M : {1, 3, 128})
+    for (int64_t K : {5, 64, 384})
+      for (int64_t N : {7, 384})
+        for (bool bias : {true, false})
+          for (const char* act : {"none", "gelu", "gelu_tanh"}) {
+            SCOPED_TRACE(testing::Message() << M << "x" << K << "x" << N << " bias " << bias << " " << act);
+            at::Tensor x = at::randn({M, K}, gen), w = at::randn({N, K}, gen);
+            std::optional<at::Tensor> b;
+            if (bias) b = at::randn({N}, gen);
+            at::Tensor ref = aten_reference(x, w, b, act);
+            at::Tensor y = call_linear_f32(x, w, b, act);
+            ASSERT_EQ(y.sizes(), ref.sizes());
+            // float32 accumulation over K terms of unit variance: error grows like sqrt(K) ulps of the magnitude
+            const double tol = 1e-5 * std::sqrt(double(K)) * (1 + ref.abs().max().item<double>());
+            EXPECT_LT((y.to(at::kDouble) - ref).abs().max().item<double>(), tol);
+            // leading dims kept; a second call reuses the reordered weight and gives the same bits
+            at::Tensor y3 = call_linear_f32(x.view({1, M, K}), w, b, act);
+            EXPECT_EQ(y3.sizes(), (std::vector<int64_t>{1, M, N}));
+            EXPECT_TRUE(at::equal(y3.view({M, N}), y));
+          }
+}
+
+TEST(Lower, LinearF32RepacksAWeightChangedInPlaceAndFallsBackOutsideFloat32) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(6);
+  at::Tensor x = at::randn({16, 32}, gen), w = at::randn({24, 32}, gen);
+  at::Tensor y0 = call_linear_f32(x, w, std::nullopt, "none");
+  w.mul_(-2);  // bumps the version counter: the cached oneDNN layout must not be used
+  at::Tensor y1 = call_linear_f32(x, w, std::nullopt, "none");
+  EXPECT_LT((y1 + 2 * y0).abs().max().item<double>(), 1e-4);
+  at::Tensor xd = x.to(at::kDouble), wd = w.to(at::kDouble);  // float64: ATen, exactly
+  EXPECT_TRUE(at::equal(call_linear_f32(xd, wd, std::nullopt, "gelu"), at::gelu(at::linear(xd, wd), "none")));
+  at::Tensor empty = call_linear_f32(at::randn({0, 32}), w, std::nullopt, "none");
+  EXPECT_EQ(empty.sizes(), (std::vector<int64_t>{0, 24}));
+  EXPECT_THROW(call_linear_f32(x, w, std::nullopt, "relu"), c10::Error);
+  EXPECT_THROW(call_linear_f32(at::randn({4, 31}), w, std::nullopt, "none"), c10::Error);
+}
+
+TEST(Lower, FloatLinearsBecomeOneDnnCallsWithTheirOnlyGeluFusedAndTheModelIsUntouched) {
+  auto m = gelu_model();
+  at::Tensor x = at::randn({2, 5, 48}, at::make_generator<at::CPUGeneratorImpl>(7));
+  torch::NoGradGuard g;
+  at::Tensor ref = m.forward({x}).toTensor();
+  Lowered low = lower_for_cpu(m);
+  EXPECT_EQ(low.linears, 3);     // fc1, fc2, shared; not the float64 one
+  EXPECT_EQ(low.fused_gelu, 2);  // erf and tanh; not shared's, whose output has two readers
+  auto lg = low.module.get_method("forward").graph();
+  std::vector<std::string> acts;
+  for (auto* n : lg->nodes())
+    if (n->kind().toQualString() == std::string("joule::linear_f32"))
+      acts.push_back(torch::jit::toIValue(n->input(3))->toStringRef());
+  EXPECT_EQ(acts, (std::vector<std::string>{"gelu", "gelu_tanh", "none"}));
+  FileCheck().check("joule::linear_f32")->check("aten::gelu")->check("aten::linear")->run(*lg);
+  FileCheck().check_count("aten::gelu", 1, /*exactly=*/true)->check_count("aten::linear", 1, true)->run(*lg);
+  at::Tensor y = low.module.forward({x}).toTensor();
+  EXPECT_LT((y - ref).abs().max().item<double>(), 1e-4 * (1 + ref.abs().max().item<double>()));
+  // The model itself still runs aten::linear and shares its tensors with the copy (nothing duplicated).
+  EXPECT_EQ(find_linear_sites(m).sites.size(), 4u);
+  EXPECT_EQ(get_tensor(m, "fc1.weight").data_ptr(), get_tensor(low.module, "fc1.weight").data_ptr());
+  EXPECT_TRUE(at::equal(m.forward({x}).toTensor(), ref));
+  // The A/B switch.
+  ::setenv("JOULE_FLOAT_LINEAR", "aten", 1);
+  Lowered off = lower_for_cpu(m);
+  ::unsetenv("JOULE_FLOAT_LINEAR");
+  EXPECT_EQ(off.linears, 0);
+  EXPECT_EQ(off.module._ivalue(), m._ivalue());
 }

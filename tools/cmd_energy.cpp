@@ -19,7 +19,7 @@ int cmd_energy(const std::string& path, const MeasureFlags& f, bool json) {
   at::Tensor ref;
   {
     torch::NoGradGuard g;
-    ref = flat_output(lm.module.forward(inputs));
+    ref = flat_output(lower_for_cpu(lm.module).module.forward(inputs));  // as measure() runs it
   }
   const std::string busy = energy::busy_machine_warning(at::get_num_threads());
   if (!busy.empty()) fmt::print(stderr, "joule: warning: {}\n", busy);

@@ -135,6 +135,55 @@ at::Tensor linear_sp24_cpu(const at::Tensor& x, const at::Tensor& values, const 
   return y.view(out_shape(x, N));
 }
 
+// LibTorch's own oneDNN (3.x, inside libtorch_cpu) through its mkldnn:: ops, called boxed so that no C++
+// signature of theirs is compiled in: _reorder_linear_weight gives the blocked layout oneDNN's matmul wants (it
+// serves any number of rows; the hint is the first call's), _linear_pointwise runs it with the activation as a
+// post-op. nullptr when this LibTorch was built without them.
+const c10::OperatorHandle* mkldnn_op(const char* name) {
+  auto op = c10::Dispatcher::singleton().findOp({name, ""});
+  return op ? new c10::OperatorHandle(*op) : nullptr;  // lives as long as the process, as the registry does
+}
+
+at::Tensor linear_f32_cpu(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                          c10::string_view activation) {
+  const bool gelu = activation == "gelu", gelu_tanh = activation == "gelu_tanh";
+  TORCH_CHECK(gelu || gelu_tanh || activation == "none", "linear_f32: activation must be none, gelu or gelu_tanh, got '",
+              activation, "'");
+  static const c10::OperatorHandle* reorder = mkldnn_op("mkldnn::_reorder_linear_weight");
+  static const c10::OperatorHandle* pointwise = mkldnn_op("mkldnn::_linear_pointwise");
+  const bool onednn = reorder && pointwise && at::globalContext().userEnabledMkldnn() && x.numel() > 0 &&
+                      x.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat && weight.dim() == 2 &&
+                      weight.layout() == at::kStrided && (!bias || !bias->defined() || bias->scalar_type() == at::kFloat) &&
+                      !(at::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad()));
+  if (!onednn) {  // the same maths on ATen: other dtypes, autograd, an empty batch
+    at::Tensor y = at::linear(x, weight, bias);
+    return gelu || gelu_tanh ? at::gelu(y, gelu ? "none" : "tanh") : y;
+  }
+  TORCH_CHECK(x.dim() >= 1 && x.size(-1) == weight.size(1), "linear_f32: x has ", x.sizes(), " but the weight expects K=",
+              weight.size(1), " input features");
+  at::Tensor xc = x.contiguous();
+  static PackCache<at::Tensor> packs;
+  const auto packed = packs.get(weight, [&] {
+    torch::jit::Stack st{weight.contiguous(), xc.numel() / xc.size(-1)};
+    reorder->callBoxed(st);
+    return st.at(0).toTensor();
+  });
+  torch::jit::Stack st{xc, *packed, bias ? c10::IValue(*bias) : c10::IValue(),
+                       std::string(gelu || gelu_tanh ? "gelu" : "none"), c10::List<std::optional<at::Scalar>>(),
+                       std::string(gelu_tanh ? "tanh" : "none")};
+  pointwise->callBoxed(st);
+  return st.at(0).toTensor();
+}
+
+at::Tensor linear_f32_meta(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>&,
+                           c10::string_view) {
+  TORCH_CHECK(x.dim() >= 1 && weight.dim() == 2 && x.sym_size(-1) == weight.sym_size(1), "linear_f32: x has ",
+              x.sym_sizes(), " but the weight is ", weight.sym_sizes());
+  std::vector<c10::SymInt> shape = x.sym_sizes().vec();
+  shape.back() = weight.sym_size(0);
+  return at::empty_symint(shape, x.options());
+}
+
 // Every op's Meta kernel, from its schema entry: y has x's leading dims and dtype and N = the first packed buffer's
 // rows; x's last dim must be K (the in_features argument, else the buffer's columns). Symbolic sizes pass through,
 // so traces with dynamic batch or sequence dims work.
@@ -161,17 +210,20 @@ void packed_linear_meta(const c10::OperatorHandle& handle, torch::jit::Stack* st
 
 TORCH_LIBRARY(joule, m) {
   for (const auto* op : packed_linear_ops()) m.def(op->schema().c_str());  // compress/ops/schema.h
+  m.def(linear_f32_schema());
 }
 
 TORCH_LIBRARY_IMPL(joule, CPU, m) {
   m.impl("linear_w8a8", linear_w8a8_cpu);
   m.impl("linear_w4", linear_w4_cpu);
   m.impl("linear_sp24", linear_sp24_cpu);
+  m.impl("linear_f32", linear_f32_cpu);
 }
 
 TORCH_LIBRARY_IMPL(joule, Meta, m) {
   for (const auto* op : packed_linear_ops())
     m.impl(op->name, torch::CppFunction::makeFromBoxedFunction<&packed_linear_meta>());
+  m.impl("linear_f32", linear_f32_meta);
 }
 
 }  // namespace joule::ops

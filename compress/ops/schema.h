@@ -100,6 +100,14 @@ inline const std::vector<const PackedLinearOp*>& packed_linear_ops() {
   return all;
 }
 
+// Not a packed format: the float linear Joule executes in place of aten::linear (and a following aten::gelu) when it
+// runs a model on the CPU: y = act(x W^T + b) on oneDNN with W reordered once (compress/ir/lower.h). It exists
+// only in the lowered copy a measurement runs, never in a saved model, and no pass reads it. activation: "none",
+// "gelu" (erf) or "gelu_tanh".
+inline const char* linear_f32_schema() {
+  return "linear_f32(Tensor x, Tensor weight, Tensor? bias, str activation=\"none\") -> Tensor";
+}
+
 // The op whose qualified name is `qualname` ("joule::linear_w4"), or nullptr.
 inline const PackedLinearOp* find_packed_linear_op(const std::string& qualname) {
   for (const auto* op : packed_linear_ops())

@@ -12,6 +12,7 @@
 #include "compress/energy/op_model.h"
 #include "compress/energy/session.h"
 #include "compress/ir/graph.h"
+#include "compress/ir/lower.h"
 #include "compress/ir/workload.h"
 #include "compress/report/report.h"
 

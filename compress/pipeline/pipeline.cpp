@@ -27,7 +27,7 @@ Report Pipeline::run(torch::jit::Module& m, Context& ctx, nlohmann::json model_i
   at::Tensor reference;
   if (!inputs.empty()) {  // no workload: passes that need none run, and only sizes are measured
     torch::NoGradGuard no_grad;
-    reference = flat_output(m.forward(inputs));
+    reference = flat_output(lower_for_cpu(m).module.forward(inputs));  // as measure() runs it
   }
   Metrics current = measure(m, ctx.workload, inputs, reference, "input model", session);
   if (quality) current.task = quality->score(m);

@@ -51,6 +51,9 @@ struct Metrics {
   double cosine = 1;
   double wall_ms_per_inference = 0;  // mean wall time over the timed repetitions
   double cpu_ms_per_inference = 0;   // process CPU time (all threads) per inference
+  // How the float linears ran: those lowered to joule::linear_f32 (oneDNN) and of them those with GELU fused
+  // (compress/ir/lower.h); the rest ran as aten::linear.
+  int float_linears_lowered = 0, gelu_fused = 0;
   std::vector<EnergyFigure> energy;  // headline source first (measured if any), op model last
   nlohmann::json task = nlohmann::json::object();  // task metrics, e.g. {"stsb_spearman": 82.0, ...}
 };

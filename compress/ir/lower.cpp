@@ -1,0 +1,86 @@
+// The execution lowering of compress/ir/lower.h: on an inlined forward of a module clone that shares the
+// model's tensors, each qualifying aten::linear is replaced by joule::linear_f32 with the same operands, and a
+// GELU that is its only reader (with a constant `approximate`) is folded into it.
+#include "compress/ir/lower.h"
+
+#include <torch/csrc/jit/passes/dead_code_elimination.h>
+
+#include <cstdlib>
+#include <functional>
+#include <string>
+
+#include "compress/ir/graph.h"
+#include "compress/ops/ops.h"
+#include "compress/ops/schema.h"
+
+namespace joule {
+
+using torch::jit::Node;
+using torch::jit::Value;
+
+namespace {
+
+bool lowering_enabled() {
+  const char* v = std::getenv("JOULE_FLOAT_LINEAR");
+  return !(v && std::string(v) == "aten");
+}
+
+// The activation name of linear_f32 for a GELU node reading `y` alone, "" when there is none to fuse.
+std::string fusable_gelu(Value* y, Node*& gelu) {
+  if (y->uses().size() != 1) return "";
+  Node* n = y->uses()[0].user;
+  if (n->kind() != c10::aten::gelu || n->inputs().at(0) != y) return "";
+  auto approximate = torch::jit::toIValue(n->namedInput("approximate"));
+  if (!approximate || !approximate->isString()) return "";
+  const std::string a = approximate->toStringRef();
+  if (a != "none" && a != "tanh") return "";
+  gelu = n;
+  return a == "none" ? "gelu" : "gelu_tanh";
+}
+
+}  // namespace
+
+Lowered lower_for_cpu(const torch::jit::Module& m) {
+  Lowered out{m};
+  if (!lowering_enabled() || !m.find_method("forward")) return out;
+  torch::jit::Module copy = m.clone(/*inplace=*/true);  // new types, same tensors
+  auto g = inlined_forward(copy);
+  Value* self = g->inputs().at(0);
+  ops::ensure_ops_registered();
+  const c10::Symbol op = c10::Symbol::fromQualString("joule::linear_f32");
+  std::vector<Node*> linears;
+  std::function<void(torch::jit::Block*)> walk = [&](torch::jit::Block* b) {
+    for (Node* n : b->nodes()) {
+      if (n->kind() == c10::aten::linear)
+        if (auto path = attr_path_of(n->namedInput("weight"), self)) {
+          at::Tensor w = get_tensor(copy, *path);
+          if (w.scalar_type() == at::kFloat && w.dim() == 2 && w.device().is_cpu() && w.layout() == at::kStrided)
+            linears.push_back(n);
+        }
+      for (auto* sb : n->blocks()) walk(sb);
+    }
+  };
+  walk(g->block());
+  if (linears.empty()) return out;
+  for (Node* n : linears) {
+    Node* gelu = nullptr;
+    const std::string act = fusable_gelu(n->output(), gelu);
+    torch::jit::WithInsertPoint guard(n);
+    Value* y = g->insert(op, {n->namedInput("input"), n->namedInput("weight"), n->namedInput("bias"),
+                              g->insertConstant(act.empty() ? std::string("none") : act)});
+    if (gelu) {
+      gelu->output()->replaceAllUsesWith(y);
+      gelu->destroy();
+      ++out.fused_gelu;
+    }
+    n->output()->replaceAllUsesWith(y);
+    n->destroy();
+    ++out.linears;
+  }
+  torch::jit::EliminateDeadCode(g);
+  set_forward(copy, g);
+  out.module = copy;
+  return out;
+}
+
+}  // namespace joule
