@@ -22,7 +22,7 @@ static torch::jit::Module model_for(int64_t scheme) {
     joule::Context ctx;
     joule::QuantizePass(joule::QuantizeOptions::from_json({{"scheme", kSchemes[scheme]}, {"group", 128}})).run(enc.module, ctx);
   }
-  // As `joule` runs a model (compress/ir/lower.h): float linears on oneDNN unless JOULE_FLOAT_LINEAR=aten.
+  // As `joule` runs a model (compress/ir/lower.h): float linears on oneDNN, attention on Joule's kernel, unless JOULE_LOWER=off.
   return cache.emplace(scheme, joule::lower_for_cpu(enc.module).module).first->second;
 }
 

@@ -406,9 +406,73 @@ TEST(Lower, FloatLinearsBecomeOneDnnCallsWithTheirOnlyGeluFusedAndTheModelIsUnto
   EXPECT_EQ(get_tensor(m, "fc1.weight").data_ptr(), get_tensor(low.module, "fc1.weight").data_ptr());
   EXPECT_TRUE(at::equal(m.forward({x}).toTensor(), ref));
   // The A/B switch.
-  ::setenv("JOULE_FLOAT_LINEAR", "aten", 1);
+  ::setenv("JOULE_LOWER", "off", 1);
   Lowered off = lower_for_cpu(m);
-  ::unsetenv("JOULE_FLOAT_LINEAR");
+  ::unsetenv("JOULE_LOWER");
   EXPECT_EQ(off.linears, 0);
   EXPECT_EQ(off.module._ivalue(), m._ivalue());
+}
+
+TEST(Lower, AttentionF32MatchesAtenOnBertLayoutsMasksAndFallsBackElsewhere) {
+  static auto op = c10::Dispatcher::singleton().findSchemaOrThrow("joule::attention_f32", "");
+  auto call = [&](const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const std::optional<at::Tensor>& m) {
+    torch::jit::Stack st{q, k, v, m ? c10::IValue(*m) : c10::IValue(), c10::IValue()};
+    op.callBoxed(st);
+    return st.at(0).toTensor();
+  };
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(8);
+  torch::NoGradGuard g;
+  for (int64_t S : {1, 13, 128})
+    for (int64_t D : {32, 64, 24}) {  // 24: no fast path, ATen's attention
+      SCOPED_TRACE(testing::Message() << "S " << S << " D " << D);
+      const int64_t B = 3, H = 4;
+      // As BERT makes them: [B, S, H*D] projections viewed as [B, H, S, D]; a [B, 1, 1, S] additive padding mask.
+      auto proj = [&] { return at::randn({B, S, H * D}, gen).view({B, S, H, D}).transpose(1, 2); };
+      at::Tensor q = proj(), k = proj(), v = proj();
+      at::Tensor mask = at::zeros({B, 1, 1, S});
+      mask.index_put_({1, at::indexing::Slice(), at::indexing::Slice(), at::indexing::Slice(S - S / 2, S)},
+                      std::numeric_limits<float>::lowest());
+      for (bool with_mask : {false, true}) {
+        std::optional<at::Tensor> m;
+        if (with_mask) m = mask;
+        at::Tensor ref = at::scaled_dot_product_attention(q.to(at::kDouble), k.to(at::kDouble), v.to(at::kDouble),
+                                                           m ? std::optional<at::Tensor>(m->to(at::kDouble)) : m);
+        at::Tensor y = call(q, k, v, m);
+        ASSERT_EQ(y.sizes(), ref.sizes());
+        EXPECT_LT((y.to(at::kDouble) - ref).abs().max().item<double>(), 2e-5);
+        if (D != 24) EXPECT_EQ(y.transpose(1, 2).is_contiguous(), true);  // [B, S, H, D] memory: reshape is free
+      }
+    }
+  // A bool mask is ATen's (same result as ATen, bit for bit).
+  at::Tensor q = at::randn({1, 2, 9, 32}, gen), k = at::randn({1, 2, 9, 32}, gen), v = at::randn({1, 2, 9, 32}, gen);
+  at::Tensor keep = at::rand({1, 1, 9, 9}, gen) > 0.3;
+  keep.select(3, 0).fill_(true);
+  EXPECT_TRUE(at::equal(call(q, k, v, keep), at::scaled_dot_product_attention(q, k, v, keep)));
+}
+
+TEST(Lower, MiniLMShapedAttentionIsLoweredAndItsOutputKept) {
+  // A block in BERT's form (compress/ir/lower.h replaces sdpa; dropout 0 and not causal only).
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(9);
+  torch::jit::Module m("__torch__.joule.LowerAttention");
+  m.register_module("qkv", models::build_linear(64, 192, gen));
+  m.define(R"(
+def forward(self, x, mask):
+    B, T = x.size(0), x.size(1)
+    q, k, v = self.qkv.forward(x).view(B, T, 3, 2, 32).unbind(2)
+    a = torch.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), mask)
+    b = torch.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), mask, 0.1)
+    c = torch.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
+    return a.transpose(1, 2).reshape(B, T, 64), b.size(), c.transpose(1, 2).reshape(B, T, 64)
+)");
+  m.eval();
+  at::Tensor x = at::randn({2, 16, 64}, gen), mask = at::zeros({2, 1, 1, 16});
+  mask.index_put_({1, 0, 0, at::indexing::Slice(10, 16)}, -1e30);
+  torch::NoGradGuard g;
+  Lowered low = lower_for_cpu(m);
+  EXPECT_EQ(low.attention, 1);  // dropout 0.1 and is_causal stay ATen's
+  EXPECT_EQ(low.linears, 1);
+  auto ref = m.forward({x, mask}).toTuple(), got = low.module.forward({x, mask}).toTuple();
+  for (int i : {0, 2}) {
+    EXPECT_LT((got->elements()[i].toTensor() - ref->elements()[i].toTensor()).abs().max().item<double>(), 1e-5);
+  }
 }

@@ -1,6 +1,7 @@
 // The execution lowering of compress/ir/lower.h: on an inlined forward of a module clone that shares the
 // model's tensors, each qualifying aten::linear is replaced by joule::linear_f32 with the same operands, and a
-// GELU that is its only reader (with a constant `approximate`) is folded into it.
+// GELU that is its only reader (with a constant `approximate`) is folded into it; attention nodes become
+// joule::attention_f32 with the same operands.
 #include "compress/ir/lower.h"
 
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
@@ -21,8 +22,8 @@ using torch::jit::Value;
 namespace {
 
 bool lowering_enabled() {
-  const char* v = std::getenv("JOULE_FLOAT_LINEAR");
-  return !(v && std::string(v) == "aten");
+  const char* v = std::getenv("JOULE_LOWER");
+  return !(v && std::string(v) == "off");
 }
 
 // The activation name of linear_f32 for a GELU node reading `y` alone, "" when there is none to fuse.
@@ -38,6 +39,20 @@ std::string fusable_gelu(Value* y, Node*& gelu) {
   return a == "none" ? "gelu" : "gelu_tanh";
 }
 
+// A scaled_dot_product_attention with constant dropout 0, not causal and no GQA: what joule::attention_f32 runs.
+bool lowerable_attention(Node* n) {
+  if (n->kind() != c10::Symbol::fromQualString("aten::scaled_dot_product_attention")) return false;
+  auto constant = [&](const char* name) -> std::optional<c10::IValue> {
+    auto i = n->schema().argumentIndexWithName(name);
+    if (!i) return c10::IValue();  // absent in this schema: its default
+    return torch::jit::toIValue(n->input(*i));
+  };
+  auto dropout = constant("dropout_p"), causal = constant("is_causal"), gqa = constant("enable_gqa");
+  return dropout && (dropout->isNone() || (dropout->isDouble() && dropout->toDouble() == 0.0)) && causal &&
+         (causal->isNone() || (causal->isBool() && !causal->toBool())) && gqa &&
+         (gqa->isNone() || (gqa->isBool() && !gqa->toBool()));
+}
+
 }  // namespace
 
 Lowered lower_for_cpu(const torch::jit::Module& m) {
@@ -48,7 +63,7 @@ Lowered lower_for_cpu(const torch::jit::Module& m) {
   Value* self = g->inputs().at(0);
   ops::ensure_ops_registered();
   const c10::Symbol op = c10::Symbol::fromQualString("joule::linear_f32");
-  std::vector<Node*> linears;
+  std::vector<Node*> linears, attentions;
   std::function<void(torch::jit::Block*)> walk = [&](torch::jit::Block* b) {
     for (Node* n : b->nodes()) {
       if (n->kind() == c10::aten::linear)
@@ -57,11 +72,12 @@ Lowered lower_for_cpu(const torch::jit::Module& m) {
           if (w.scalar_type() == at::kFloat && w.dim() == 2 && w.device().is_cpu() && w.layout() == at::kStrided)
             linears.push_back(n);
         }
+      if (lowerable_attention(n)) attentions.push_back(n);
       for (auto* sb : n->blocks()) walk(sb);
     }
   };
   walk(g->block());
-  if (linears.empty()) return out;
+  if (linears.empty() && attentions.empty()) return out;
   for (Node* n : linears) {
     Node* gelu = nullptr;
     const std::string act = fusable_gelu(n->output(), gelu);
@@ -76,6 +92,15 @@ Lowered lower_for_cpu(const torch::jit::Module& m) {
     n->output()->replaceAllUsesWith(y);
     n->destroy();
     ++out.linears;
+  }
+  const c10::Symbol attention = c10::Symbol::fromQualString("joule::attention_f32");
+  for (Node* n : attentions) {
+    torch::jit::WithInsertPoint guard(n);
+    Value* o = g->insert(attention, {n->namedInput("query"), n->namedInput("key"), n->namedInput("value"),
+                                     n->namedInput("attn_mask"), n->namedInput("scale")});
+    n->output()->replaceAllUsesWith(o);
+    n->destroy();
+    ++out.attention;
   }
   torch::jit::EliminateDeadCode(g);
   set_forward(copy, g);

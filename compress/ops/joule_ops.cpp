@@ -15,6 +15,7 @@
 #include "compress/ops/pack_cache.h"
 #include "compress/ops/schema.h"
 #include "kernels/formats/formats.h"
+#include "kernels/cpu/attention.h"
 #include "kernels/cpu/sp24.h"
 #include "kernels/cpu/w4.h"
 #include "kernels/cpu/w8a8.h"
@@ -184,6 +185,49 @@ at::Tensor linear_f32_meta(const at::Tensor& x, const at::Tensor& weight, const 
   return at::empty_symint(shape, x.options());
 }
 
+kernels::Strides4 strides4(const at::Tensor& t) { return {t.stride(0), t.stride(1), t.stride(2), t.stride(3)}; }
+
+at::Tensor attention_f32_cpu(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                             const std::optional<at::Tensor>& mask, std::optional<double> scale) {
+  const bool has_mask = mask && mask->defined();
+  const auto is_f32 = [](const at::Tensor& t) { return t.scalar_type() == at::kFloat && t.layout() == at::kStrided; };
+  bool fast = q.dim() == 4 && k.dim() == 4 && v.dim() == 4 && is_f32(q) && is_f32(k) && is_f32(v) &&
+              (!has_mask || (is_f32(*mask) && mask->dim() <= 4)) &&
+              !(at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad()));
+  const int64_t B = fast ? q.size(0) : 0, H = fast ? q.size(1) : 0, Sq = fast ? q.size(2) : 0,
+                Sk = fast ? k.size(2) : 0, D = fast ? q.size(3) : 0;
+  fast = fast && k.size(0) == B && v.size(0) == B && k.size(1) == H && v.size(1) == H && v.size(2) == Sk &&
+         k.size(3) == D && v.size(3) == D && Sq > 0 && Sk > 0;
+  at::Tensor m4;
+  if (fast && has_mask) {
+    const auto sizes = mask->sizes();
+    const int64_t want[4] = {B, H, Sq, Sk};
+    for (size_t i = 0; i < sizes.size(); ++i) {  // broadcastable from the right, as sdpa takes it
+      const int64_t s = sizes[i], w = want[4 - sizes.size() + i];
+      fast = fast && (s == w || s == 1);
+    }
+    if (fast) m4 = mask->expand({B, H, Sq, Sk});
+  }
+  at::Tensor o;
+  if (fast) o = at::empty({B, Sq, H, D}, q.options()).transpose(1, 2);
+  if (!fast || !kernels::attention_f32_fast_supported(D, strides4(q), strides4(k), strides4(v), strides4(o)))
+    return at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, scale);
+  const float sc = static_cast<float>(scale ? *scale : 1.0 / std::sqrt(double(D)));
+  kernels::attention_f32(q.data_ptr<float>(), strides4(q), k.data_ptr<float>(), strides4(k), v.data_ptr<float>(),
+                         strides4(v), has_mask ? m4.data_ptr<float>() : nullptr,
+                         has_mask ? strides4(m4) : kernels::Strides4{0, 0, 0, 0}, o.data_ptr<float>(), strides4(o),
+                         {B, H, Sq, Sk, D}, sc);
+  return o;
+}
+
+at::Tensor attention_f32_meta(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                              const std::optional<at::Tensor>&, std::optional<double>) {
+  TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, "attention_f32: q, k, v must be [B, H, S, D]");
+  std::vector<c10::SymInt> shape = q.sym_sizes().vec();
+  shape.back() = v.sym_size(3);
+  return at::empty_symint(shape, q.options());
+}
+
 // Every op's Meta kernel, from its schema entry: y has x's leading dims and dtype and N = the first packed buffer's
 // rows; x's last dim must be K (the in_features argument, else the buffer's columns). Symbolic sizes pass through,
 // so traces with dynamic batch or sequence dims work.
@@ -211,6 +255,7 @@ void packed_linear_meta(const c10::OperatorHandle& handle, torch::jit::Stack* st
 TORCH_LIBRARY(joule, m) {
   for (const auto* op : packed_linear_ops()) m.def(op->schema().c_str());  // compress/ops/schema.h
   m.def(linear_f32_schema());
+  m.def(attention_f32_schema());
 }
 
 TORCH_LIBRARY_IMPL(joule, CPU, m) {
@@ -218,12 +263,14 @@ TORCH_LIBRARY_IMPL(joule, CPU, m) {
   m.impl("linear_w4", linear_w4_cpu);
   m.impl("linear_sp24", linear_sp24_cpu);
   m.impl("linear_f32", linear_f32_cpu);
+  m.impl("attention_f32", attention_f32_cpu);
 }
 
 TORCH_LIBRARY_IMPL(joule, Meta, m) {
   for (const auto* op : packed_linear_ops())
     m.impl(op->name, torch::CppFunction::makeFromBoxedFunction<&packed_linear_meta>());
   m.impl("linear_f32", linear_f32_meta);
+  m.impl("attention_f32", attention_f32_meta);
 }
 
 }  // namespace joule::ops

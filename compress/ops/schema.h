@@ -108,6 +108,14 @@ inline const char* linear_f32_schema() {
   return "linear_f32(Tensor x, Tensor weight, Tensor? bias, str activation=\"none\") -> Tensor";
 }
 
+// Not a packed format either: the attention Joule executes in place of aten::scaled_dot_product_attention (no
+// dropout, not causal) on the CPU, kernels/cpu/attention.h; lowered copies only (compress/ir/lower.h). q, k, v
+// [B, H, S, D]; mask additive float broadcastable to [B, H, Sq, Sk], or None; the output [B, H, Sq, D] is a view of
+// [B, Sq, H, D] memory, so the usual transpose(1, 2).reshape(B, Sq, H*D) after it copies nothing.
+inline const char* attention_f32_schema() {
+  return "attention_f32(Tensor q, Tensor k, Tensor v, Tensor? mask=None, float? scale=None) -> Tensor";
+}
+
 // The op whose qualified name is `qualname` ("joule::linear_w4"), or nullptr.
 inline const PackedLinearOp* find_packed_linear_op(const std::string& qualname) {
   for (const auto* op : packed_linear_ops())

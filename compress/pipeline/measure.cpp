@@ -158,11 +158,13 @@ Metrics measure(const torch::jit::Module& m, const Workload& w, const std::vecto
   }
 
   torch::NoGradGuard no_grad;
-  // What runs is the CPU lowering (float linears on oneDNN, compress/ir/lower.h), a copy sharing m's tensors.
+  // What runs is the CPU lowering (float linears on oneDNN, Joule's attention: compress/ir/lower.h), a copy
+  // sharing m's tensors.
   Lowered lowered = lower_for_cpu(m);
   torch::jit::Module module = lowered.module;
   r.float_linears_lowered = lowered.linears;
   r.gelu_fused = lowered.fused_gelu;
+  r.attention_lowered = lowered.attention;
   Progress bar("measuring " + label, w.warmup + w.reps);
   c10::IValue out;
   for (int i = 0; i < w.warmup; ++i, bar.tick()) out = module.forward(inputs);

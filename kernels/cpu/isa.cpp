@@ -84,4 +84,9 @@ Sp24Impl sp24_impl(int64_t M) {
   return cpu_features().avx2 ? Sp24Impl::kTilesAvx2 : Sp24Impl::kTiles;
 }
 
+AttentionImpl attention_impl(int64_t head_dim) {
+  const bool dim = head_dim == 16 || head_dim == 32 || head_dim == 64 || head_dim == 128;
+  return dim && cpu_features().avx512() ? AttentionImpl::kAvx512 : AttentionImpl::kReference;
+}
+
 }  // namespace joule::kernels::isa

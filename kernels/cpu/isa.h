@@ -81,4 +81,10 @@ void set_w4_avx512(bool on);
 enum class Sp24Impl { kReference, kRowTiles, kTiles, kTilesAvx2 };
 Sp24Impl sp24_impl(int64_t M);
 
+// Attention (attention_f32) for head dim D:
+//   kAvx512     D in {16, 32, 64, 128} on a CPU with AVX-512 (F, BW, VL)
+//   kReference  otherwise (the binding then runs ATen's attention instead)
+enum class AttentionImpl { kReference, kAvx512 };
+AttentionImpl attention_impl(int64_t head_dim);
+
 }  // namespace joule::kernels::isa
