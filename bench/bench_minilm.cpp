@@ -11,22 +11,26 @@
 #include "compress/passes/quantize.h"
 #include "models/bert.h"
 
-static const char* kSchemes[] = {"fp32", "w8a8", "w4"};
+static const char* kSchemes[] = {"fp32", "w8a8", "w4", "fp32 in bf16"};  // bf16: joule --bf16 (lower.h)
 
 static torch::jit::Module model_for(int64_t scheme) {
   static std::map<int64_t, torch::jit::Module> cache;
   auto it = cache.find(scheme);
   if (it != cache.end()) return it->second;
   auto enc = joule::models::load_hf_encoder(JOULE_MINILM_DIR);
-  if (scheme > 0) {
+  if (scheme == 1 || scheme == 2) {
     joule::Context ctx;
     joule::QuantizePass(joule::QuantizeOptions::from_json({{"scheme", kSchemes[scheme]}, {"group", 128}})).run(enc.module, ctx);
   }
   // As `joule` runs a model (compress/ir/lower.h): float linears on oneDNN, attention on Joule's kernel, unless JOULE_LOWER=off.
-  return cache.emplace(scheme, joule::lower_for_cpu(enc.module).module).first->second;
+  joule::set_float_compute(scheme == 3 ? joule::FloatCompute::Bf16 : joule::FloatCompute::Fp32);
+  torch::jit::Module lowered = joule::lower_for_cpu(enc.module).module;
+  joule::set_float_compute(joule::FloatCompute::Fp32);
+  return cache.emplace(scheme, lowered).first->second;
 }
 
 static void BM_MiniLM(benchmark::State& state) {
+  if (state.range(2) == 3 && !joule::cpu_has_bf16()) return state.SkipWithError("no AVX512_BF16 / AMX on this CPU");
   torch::jit::Module m = model_for(state.range(2));
   int64_t batch = state.range(0), seq = state.range(1);
   std::vector<c10::IValue> in{at::randint(1000, 20000, {batch, seq}, at::kLong), at::ones({batch, seq}, at::kLong)};
@@ -38,7 +42,7 @@ static void BM_MiniLM(benchmark::State& state) {
   state.counters["sentences/s"] = benchmark::Counter(double(batch), benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_MiniLM)
-    ->ArgsProduct({{1, 32}, {128}, {0, 1, 2}})
+    ->ArgsProduct({{1, 32}, {128}, {0, 1, 2, 3}})
     ->ArgNames({"batch", "seq", "scheme"})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();

@@ -27,6 +27,7 @@
 #include "compress/base/error.h"
 #include "compress/io/json_field.h"
 #include "compress/io/model_io.h"
+#include "compress/ir/lower.h"
 #include "compress/io/read_file.h"
 #include "compress/base/progress.h"
 #include "compress/io/safetensors.h"
@@ -482,8 +483,9 @@ at::Tensor SentenceEncoder::embed(const std::vector<std::string>& texts, int64_t
   return embed_with(m, texts, batch_size, progress);
 }
 
-at::Tensor SentenceEncoder::embed_with(Module& m, const std::vector<std::string>& texts, int64_t batch_size,
+at::Tensor SentenceEncoder::embed_with(Module& model, const std::vector<std::string>& texts, int64_t batch_size,
                                        bool progress) const {
+  Module m = lower_for_cpu(model).module;  // as measurement runs it (compress/ir/lower.h)
   std::vector<std::vector<int64_t>> ids(texts.size());
   for (size_t i = 0; i < texts.size(); ++i) ids[i] = tokenizer.encode(texts[i], static_cast<size_t>(max_length));
   // Longest first, so batches pad little and the progress bar slows down rather than stalls at the end.

@@ -304,10 +304,10 @@ TEST(Rewrite, W8A8AndW4CallsMatchTheKernelReferences) {
 
 namespace {
 
-at::Tensor call_linear_f32(const at::Tensor& x, const at::Tensor& w, const std::optional<at::Tensor>& b,
+at::Tensor call_linear_float(const at::Tensor& x, const at::Tensor& w, const std::optional<at::Tensor>& b,
                            const std::string& act) {
-  static auto op = c10::Dispatcher::singleton().findSchemaOrThrow("joule::linear_f32", "");
-  torch::jit::Stack st{x, w, b ? c10::IValue(*b) : c10::IValue(), act};
+  static auto op = c10::Dispatcher::singleton().findSchemaOrThrow("joule::linear_float", "");
+  torch::jit::Stack st{x, w, b ? c10::IValue(*b) : c10::IValue(), act, std::string("fp32")};
   op.callBoxed(st);
   return st.at(0).toTensor();
 }
@@ -344,7 +344,7 @@ def forward(self, x):
 
 }  // namespace
 
-TEST(Lower, LinearF32MatchesTheExactResultOnEveryShapeAndActivation) {
+TEST(Lower, LinearFloatMatchesTheExactResultOnEveryShapeAndActivation) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
   for (int64_t M : {1, 3, 128})
     for (int64_t K : {5, 64, 384})
@@ -356,31 +356,31 @@ TEST(Lower, LinearF32MatchesTheExactResultOnEveryShapeAndActivation) {
             std::optional<at::Tensor> b;
             if (bias) b = at::randn({N}, gen);
             at::Tensor ref = aten_reference(x, w, b, act);
-            at::Tensor y = call_linear_f32(x, w, b, act);
+            at::Tensor y = call_linear_float(x, w, b, act);
             ASSERT_EQ(y.sizes(), ref.sizes());
             // float32 accumulation over K terms of unit variance: error grows like sqrt(K) ulps of the magnitude
             const double tol = 1e-5 * std::sqrt(double(K)) * (1 + ref.abs().max().item<double>());
             EXPECT_LT((y.to(at::kDouble) - ref).abs().max().item<double>(), tol);
             // leading dims kept; a second call reuses the reordered weight and gives the same bits
-            at::Tensor y3 = call_linear_f32(x.view({1, M, K}), w, b, act);
+            at::Tensor y3 = call_linear_float(x.view({1, M, K}), w, b, act);
             EXPECT_EQ(y3.sizes(), (std::vector<int64_t>{1, M, N}));
             EXPECT_TRUE(at::equal(y3.view({M, N}), y));
           }
 }
 
-TEST(Lower, LinearF32RepacksAWeightChangedInPlaceAndFallsBackOutsideFloat32) {
+TEST(Lower, LinearFloatRepacksAWeightChangedInPlaceAndFallsBackOutsideFloat32) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(6);
   at::Tensor x = at::randn({16, 32}, gen), w = at::randn({24, 32}, gen);
-  at::Tensor y0 = call_linear_f32(x, w, std::nullopt, "none");
+  at::Tensor y0 = call_linear_float(x, w, std::nullopt, "none");
   w.mul_(-2);  // bumps the version counter: the cached oneDNN layout must not be used
-  at::Tensor y1 = call_linear_f32(x, w, std::nullopt, "none");
+  at::Tensor y1 = call_linear_float(x, w, std::nullopt, "none");
   EXPECT_LT((y1 + 2 * y0).abs().max().item<double>(), 1e-4);
   at::Tensor xd = x.to(at::kDouble), wd = w.to(at::kDouble);  // float64: ATen, exactly
-  EXPECT_TRUE(at::equal(call_linear_f32(xd, wd, std::nullopt, "gelu"), at::gelu(at::linear(xd, wd), "none")));
-  at::Tensor empty = call_linear_f32(at::randn({0, 32}), w, std::nullopt, "none");
+  EXPECT_TRUE(at::equal(call_linear_float(xd, wd, std::nullopt, "gelu"), at::gelu(at::linear(xd, wd), "none")));
+  at::Tensor empty = call_linear_float(at::randn({0, 32}), w, std::nullopt, "none");
   EXPECT_EQ(empty.sizes(), (std::vector<int64_t>{0, 24}));
-  EXPECT_THROW(call_linear_f32(x, w, std::nullopt, "relu"), c10::Error);
-  EXPECT_THROW(call_linear_f32(at::randn({4, 31}), w, std::nullopt, "none"), c10::Error);
+  EXPECT_THROW(call_linear_float(x, w, std::nullopt, "relu"), c10::Error);
+  EXPECT_THROW(call_linear_float(at::randn({4, 31}), w, std::nullopt, "none"), c10::Error);
 }
 
 TEST(Lower, FloatLinearsBecomeOneDnnCallsWithTheirOnlyGeluFusedAndTheModelIsUntouched) {
@@ -394,10 +394,10 @@ TEST(Lower, FloatLinearsBecomeOneDnnCallsWithTheirOnlyGeluFusedAndTheModelIsUnto
   auto lg = low.module.get_method("forward").graph();
   std::vector<std::string> acts;
   for (auto* n : lg->nodes())
-    if (n->kind().toQualString() == std::string("joule::linear_f32"))
+    if (n->kind().toQualString() == std::string("joule::linear_float"))
       acts.push_back(torch::jit::toIValue(n->input(3))->toStringRef());
   EXPECT_EQ(acts, (std::vector<std::string>{"gelu", "gelu_tanh", "none"}));
-  FileCheck().check("joule::linear_f32")->check("aten::gelu")->check("aten::linear")->run(*lg);
+  FileCheck().check("joule::linear_float")->check("aten::gelu")->check("aten::linear")->run(*lg);
   FileCheck().check_count("aten::gelu", 1, /*exactly=*/true)->check_count("aten::linear", 1, true)->run(*lg);
   at::Tensor y = low.module.forward({x}).toTensor();
   EXPECT_LT((y - ref).abs().max().item<double>(), 1e-4 * (1 + ref.abs().max().item<double>()));
@@ -440,7 +440,9 @@ TEST(Lower, AttentionF32MatchesAtenOnBertLayoutsMasksAndFallsBackElsewhere) {
         at::Tensor y = call(q, k, v, m);
         ASSERT_EQ(y.sizes(), ref.sizes());
         EXPECT_LT((y.to(at::kDouble) - ref).abs().max().item<double>(), 2e-5);
-        if (D != 24) EXPECT_EQ(y.transpose(1, 2).is_contiguous(), true);  // [B, S, H, D] memory: reshape is free
+        if (D != 24) {
+          EXPECT_TRUE(y.transpose(1, 2).is_contiguous());  // [B, S, H, D] memory: the reshape after it is free
+        }
       }
     }
   // A bool mask is ATen's (same result as ATen, bit for bit).
@@ -475,4 +477,29 @@ def forward(self, x, mask):
   for (int i : {0, 2}) {
     EXPECT_LT((got->elements()[i].toTensor() - ref->elements()[i].toTensor()).abs().max().item<double>(), 1e-5);
   }
+}
+
+TEST(Lower, Bf16ComputeRoundsTheOperandsToBfloat16AndIsChosenByTheProcessSetting) {
+  if (!cpu_has_bf16()) GTEST_SKIP() << "no AVX512_BF16 / AMX-BF16 on this CPU";
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(12);
+  static auto op = c10::Dispatcher::singleton().findSchemaOrThrow("joule::linear_float", "");
+  at::Tensor x = at::randn({64, 384}, gen), w = at::randn({96, 384}, gen), b = at::randn({96}, gen);
+  torch::jit::Stack st{x, w, b, std::string("gelu"), std::string("bf16")};
+  op.callBoxed(st);
+  at::Tensor y = st.at(0).toTensor().to(at::kDouble);
+  const auto r = [](const at::Tensor& t) { return t.to(at::kBFloat16).to(at::kDouble); };
+  at::Tensor exact = at::gelu(at::linear(x.to(at::kDouble), w.to(at::kDouble), b.to(at::kDouble)), "none");
+  at::Tensor rounded = at::gelu(at::linear(r(x), r(w), r(b)), "none");
+  EXPECT_EQ(st.at(0).toTensor().scalar_type(), at::kFloat);
+  // The products of bf16 operands summed in float32, the result rounded to bf16 once (8 bits: 2^-8 relative).
+  EXPECT_LT(((y - rounded).abs() - rounded.abs() * (1.0 / 256)).max().item<double>(), 1e-3);
+  // and it really ran in bf16: further from the exact float result than float32 rounding can be
+  EXPECT_GT((y - exact).abs().max().item<double>(), 1e-2);
+  // The process setting decides what lowering inserts.
+  auto m = single_linear(32, 8, 3);
+  set_float_compute(FloatCompute::Bf16);
+  Lowered low = lower_for_cpu(m);
+  set_float_compute(FloatCompute::Fp32);
+  FileCheck().check("\"bf16\"")->check("joule::linear_float")->run(*low.module.get_method("forward").graph());
+  FileCheck().check("\"fp32\"")->run(*lower_for_cpu(m).module.get_method("forward").graph());
 }

@@ -10,6 +10,7 @@
 #include "compress/base/allocator.h"
 #include "compress/base/error.h"
 #include "compress/io/model_io.h"
+#include "compress/ir/lower.h"
 #include "kernels/cpu/isa.h"
 #include "tools/cli.h"
 
@@ -33,6 +34,10 @@ int main(int argc, char** argv) {
   app.add_flag("--trust-model", trust,
                "load TorchScript archives whose code calls ops that can reach files or other libraries "
                "(refused by default: such code runs at load; docs/SECURITY.md)");
+  bool bf16 = false;
+  app.add_flag("--bf16", bf16,
+               "run float linears in bfloat16 where Joule executes a model (measurement, energy, eval, embed; CPUs with "
+               "AVX512_BF16 or AMX): faster, slightly less exact; saved weights stay float32 (compress/ir/lower.h)");
   app.fallthrough();  // global flags (--threads) are accepted after the subcommand too: joule quantize --threads 2 ...
 
   std::vector<cli::Command> commands = {cli::add_inspect(app)};
@@ -55,6 +60,9 @@ int main(int argc, char** argv) {
     if (threads > cores) fail("--threads {}: this process may run on {} core{}", threads, cores, cores == 1 ? "" : "s");
     if (threads > 0) at::set_num_threads(threads);
     set_trust_models(trust);
+    if (bf16 && !cpu_has_bf16())
+      fail("--bf16: this CPU has neither AVX512_BF16 nor AMX-BF16 (bfloat16 would be emulated, slower than float32)");
+    if (bf16) set_float_compute(FloatCompute::Bf16);
     for (const auto& c : commands)
       if (c.app->parsed()) return c.run();
   } catch (const joule::Error& e) {

@@ -1,11 +1,12 @@
 // The execution lowering of compress/ir/lower.h: on an inlined forward of a module clone that shares the
-// model's tensors, each qualifying aten::linear is replaced by joule::linear_f32 with the same operands, and a
+// model's tensors, each qualifying aten::linear is replaced by joule::linear_float with the same operands, and a
 // GELU that is its only reader (with a constant `approximate`) is folded into it; attention nodes become
 // joule::attention_f32 with the same operands.
 #include "compress/ir/lower.h"
 
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <functional>
 #include <string>
@@ -13,6 +14,7 @@
 #include "compress/ir/graph.h"
 #include "compress/ops/ops.h"
 #include "compress/ops/schema.h"
+#include "kernels/cpu/isa.h"
 
 namespace joule {
 
@@ -21,12 +23,14 @@ using torch::jit::Value;
 
 namespace {
 
+std::atomic<FloatCompute> g_compute{FloatCompute::Fp32};
+
 bool lowering_enabled() {
   const char* v = std::getenv("JOULE_LOWER");
   return !(v && std::string(v) == "off");
 }
 
-// The activation name of linear_f32 for a GELU node reading `y` alone, "" when there is none to fuse.
+// The activation name of linear_float for a GELU node reading `y` alone, "" when there is none to fuse.
 std::string fusable_gelu(Value* y, Node*& gelu) {
   if (y->uses().size() != 1) return "";
   Node* n = y->uses()[0].user;
@@ -55,6 +59,10 @@ bool lowerable_attention(Node* n) {
 
 }  // namespace
 
+void set_float_compute(FloatCompute c) { g_compute.store(c); }
+FloatCompute float_compute() { return g_compute.load(); }
+bool cpu_has_bf16() { return kernels::isa::cpu_features().bf16; }
+
 Lowered lower_for_cpu(const torch::jit::Module& m) {
   Lowered out{m};
   if (!lowering_enabled() || !m.find_method("forward")) return out;
@@ -62,7 +70,7 @@ Lowered lower_for_cpu(const torch::jit::Module& m) {
   auto g = inlined_forward(copy);
   Value* self = g->inputs().at(0);
   ops::ensure_ops_registered();
-  const c10::Symbol op = c10::Symbol::fromQualString("joule::linear_f32");
+  const c10::Symbol op = c10::Symbol::fromQualString("joule::linear_float");
   std::vector<Node*> linears, attentions;
   std::function<void(torch::jit::Block*)> walk = [&](torch::jit::Block* b) {
     for (Node* n : b->nodes()) {
@@ -78,12 +86,14 @@ Lowered lower_for_cpu(const torch::jit::Module& m) {
   };
   walk(g->block());
   if (linears.empty() && attentions.empty()) return out;
+  Value* compute = g->insertConstant(std::string(float_compute() == FloatCompute::Bf16 ? "bf16" : "fp32"));
+  compute->node()->moveBefore(g->block()->nodes().front());
   for (Node* n : linears) {
     Node* gelu = nullptr;
     const std::string act = fusable_gelu(n->output(), gelu);
     torch::jit::WithInsertPoint guard(n);
     Value* y = g->insert(op, {n->namedInput("input"), n->namedInput("weight"), n->namedInput("bias"),
-                              g->insertConstant(act.empty() ? std::string("none") : act)});
+                              g->insertConstant(act.empty() ? std::string("none") : act), compute});
     if (gelu) {
       gelu->output()->replaceAllUsesWith(y);
       gelu->destroy();

@@ -1,5 +1,5 @@
 // What Joule executes when it runs a model on the CPU (measurement, energy, benchmarks): a lowered copy in which
-// each float32 aten::linear whose weight is a CPU parameter of the model becomes joule::linear_f32 (oneDNN, the
+// each float32 aten::linear whose weight is a CPU parameter of the model becomes joule::linear_float (oneDNN, the
 // weight reordered once per process: compress/ops/joule_ops.cpp), with an aten::gelu that alone reads its output
 // fused in as the GEMM's post-op, and each scaled_dot_product_attention (no dropout, not causal) becomes
 // joule::attention_f32 (kernels/cpu/attention.h; ATen's own where that has no fast path). LibTorch's aten::linear
@@ -14,9 +14,19 @@
 
 namespace joule {
 
+// What the lowered float linears compute in: float32 (the default), or bfloat16 (`joule --bf16`: x, W and b
+// rounded to bf16, products summed in float32 by the CPU's bf16 dot-product instructions; the saved weights stay
+// float32). Process-wide, as --threads is.
+enum class FloatCompute { Fp32, Bf16 };
+void set_float_compute(FloatCompute c);
+FloatCompute float_compute();
+// Whether this CPU multiplies bfloat16 in hardware (AVX512_BF16 or AMX-BF16); where it does not, oneDNN would
+// emulate bf16 more slowly than float32, so `--bf16` is refused there.
+bool cpu_has_bf16();
+
 struct Lowered {
   torch::jit::Module module;  // the model itself when nothing was lowered
-  int linears = 0;            // aten::linear nodes now joule::linear_f32
+  int linears = 0;            // aten::linear nodes now joule::linear_float
   int fused_gelu = 0;         // of those, the ones with their GELU fused
   int attention = 0;          // aten::scaled_dot_product_attention nodes now joule::attention_f32
 };

@@ -145,11 +145,13 @@ const c10::OperatorHandle* mkldnn_op(const char* name) {
   return op ? new c10::OperatorHandle(*op) : nullptr;  // lives as long as the process, as the registry does
 }
 
-at::Tensor linear_f32_cpu(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
-                          c10::string_view activation) {
+at::Tensor linear_float_cpu(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                            c10::string_view activation, c10::string_view compute) {
   const bool gelu = activation == "gelu", gelu_tanh = activation == "gelu_tanh";
-  TORCH_CHECK(gelu || gelu_tanh || activation == "none", "linear_f32: activation must be none, gelu or gelu_tanh, got '",
+  TORCH_CHECK(gelu || gelu_tanh || activation == "none", "linear_float: activation must be none, gelu or gelu_tanh, got '",
               activation, "'");
+  TORCH_CHECK(compute == "fp32" || compute == "bf16", "linear_float: compute must be fp32 or bf16, got '", compute, "'");
+  const bool bf16 = compute == "bf16";
   static const c10::OperatorHandle* reorder = mkldnn_op("mkldnn::_reorder_linear_weight");
   static const c10::OperatorHandle* pointwise = mkldnn_op("mkldnn::_linear_pointwise");
   const bool onednn = reorder && pointwise && at::globalContext().userEnabledMkldnn() && x.numel() > 0 &&
@@ -157,28 +159,33 @@ at::Tensor linear_f32_cpu(const at::Tensor& x, const at::Tensor& weight, const s
                       weight.layout() == at::kStrided && (!bias || !bias->defined() || bias->scalar_type() == at::kFloat) &&
                       !(at::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad()));
   if (!onednn) {  // the same maths on ATen: other dtypes, autograd, an empty batch
-    at::Tensor y = at::linear(x, weight, bias);
+    const auto rounded = [&](const at::Tensor& t) { return bf16 ? t.to(at::kBFloat16).to(t.scalar_type()) : t; };
+    at::Tensor y = at::linear(rounded(x), rounded(weight), bias ? std::optional<at::Tensor>(rounded(*bias)) : bias);
     return gelu || gelu_tanh ? at::gelu(y, gelu ? "none" : "tanh") : y;
   }
-  TORCH_CHECK(x.dim() >= 1 && x.size(-1) == weight.size(1), "linear_f32: x has ", x.sizes(), " but the weight expects K=",
+  TORCH_CHECK(x.dim() >= 1 && x.size(-1) == weight.size(1), "linear_float: x has ", x.sizes(), " but the weight expects K=",
               weight.size(1), " input features");
-  at::Tensor xc = x.contiguous();
-  static PackCache<at::Tensor> packs;
-  const auto packed = packs.get(weight, [&] {
-    torch::jit::Stack st{weight.contiguous(), xc.numel() / xc.size(-1)};
+  // bf16: oneDNN's matmul takes one source dtype, so x is rounded per call (a pass over M x K) and the result
+  // converted back; the weight is rounded once, into its cached layout.
+  const at::ScalarType dt = bf16 ? at::kBFloat16 : at::kFloat;
+  at::Tensor xc = x.to(dt).contiguous();
+  static PackCache<at::Tensor> packs[2];
+  const auto packed = packs[bf16].get(weight, [&] {
+    torch::jit::Stack st{weight.to(dt).contiguous(), xc.numel() / xc.size(-1)};
     reorder->callBoxed(st);
     return st.at(0).toTensor();
   });
-  torch::jit::Stack st{xc, *packed, bias ? c10::IValue(*bias) : c10::IValue(),
+  torch::jit::Stack st{xc, *packed, bias && bias->defined() ? c10::IValue(bias->to(dt)) : c10::IValue(),
                        std::string(gelu || gelu_tanh ? "gelu" : "none"), c10::List<std::optional<at::Scalar>>(),
                        std::string(gelu_tanh ? "tanh" : "none")};
   pointwise->callBoxed(st);
-  return st.at(0).toTensor();
+  at::Tensor y = st.at(0).toTensor();
+  return bf16 ? y.to(at::kFloat) : y;
 }
 
-at::Tensor linear_f32_meta(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>&,
-                           c10::string_view) {
-  TORCH_CHECK(x.dim() >= 1 && weight.dim() == 2 && x.sym_size(-1) == weight.sym_size(1), "linear_f32: x has ",
+at::Tensor linear_float_meta(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>&,
+                             c10::string_view, c10::string_view) {
+  TORCH_CHECK(x.dim() >= 1 && weight.dim() == 2 && x.sym_size(-1) == weight.sym_size(1), "linear_float: x has ",
               x.sym_sizes(), " but the weight is ", weight.sym_sizes());
   std::vector<c10::SymInt> shape = x.sym_sizes().vec();
   shape.back() = weight.sym_size(0);
@@ -254,7 +261,7 @@ void packed_linear_meta(const c10::OperatorHandle& handle, torch::jit::Stack* st
 
 TORCH_LIBRARY(joule, m) {
   for (const auto* op : packed_linear_ops()) m.def(op->schema().c_str());  // compress/ops/schema.h
-  m.def(linear_f32_schema());
+  m.def(linear_float_schema());
   m.def(attention_f32_schema());
 }
 
@@ -262,14 +269,14 @@ TORCH_LIBRARY_IMPL(joule, CPU, m) {
   m.impl("linear_w8a8", linear_w8a8_cpu);
   m.impl("linear_w4", linear_w4_cpu);
   m.impl("linear_sp24", linear_sp24_cpu);
-  m.impl("linear_f32", linear_f32_cpu);
+  m.impl("linear_float", linear_float_cpu);
   m.impl("attention_f32", attention_f32_cpu);
 }
 
 TORCH_LIBRARY_IMPL(joule, Meta, m) {
   for (const auto* op : packed_linear_ops())
     m.impl(op->name, torch::CppFunction::makeFromBoxedFunction<&packed_linear_meta>());
-  m.impl("linear_f32", linear_f32_meta);
+  m.impl("linear_float", linear_float_meta);
   m.impl("attention_f32", attention_f32_meta);
 }
 

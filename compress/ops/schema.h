@@ -103,9 +103,9 @@ inline const std::vector<const PackedLinearOp*>& packed_linear_ops() {
 // Not a packed format: the float linear Joule executes in place of aten::linear (and a following aten::gelu) when it
 // runs a model on the CPU: y = act(x W^T + b) on oneDNN with W reordered once (compress/ir/lower.h). It exists
 // only in the lowered copy a measurement runs, never in a saved model, and no pass reads it. activation: "none",
-// "gelu" (erf) or "gelu_tanh".
-inline const char* linear_f32_schema() {
-  return "linear_f32(Tensor x, Tensor weight, Tensor? bias, str activation=\"none\") -> Tensor";
+// "gelu" (erf) or "gelu_tanh"; compute: "fp32", or "bf16" (x, W and b rounded to bfloat16, float32 out).
+inline const char* linear_float_schema() {
+  return "linear_float(Tensor x, Tensor weight, Tensor? bias, str activation=\"none\", str compute=\"fp32\") -> Tensor";
 }
 
 // Not a packed format either: the attention Joule executes in place of aten::scaled_dot_product_attention (no

@@ -165,6 +165,7 @@ Metrics measure(const torch::jit::Module& m, const Workload& w, const std::vecto
   r.float_linears_lowered = lowered.linears;
   r.gelu_fused = lowered.fused_gelu;
   r.attention_lowered = lowered.attention;
+  r.float_compute = float_compute() == FloatCompute::Bf16 && lowered.linears ? "bf16" : "fp32";
   Progress bar("measuring " + label, w.warmup + w.reps);
   c10::IValue out;
   for (int i = 0; i < w.warmup; ++i, bar.tick()) out = module.forward(inputs);

@@ -78,6 +78,7 @@ nlohmann::json metrics_json(const Metrics& m) {
       {"wall_ms_per_inference", m.wall_ms_per_inference},
       {"cpu_ms_per_inference", m.cpu_ms_per_inference},
       {"executed", {{"float_linears_on_onednn", m.float_linears_lowered}, {"gelu_fused", m.gelu_fused},
+                    {"float_compute", m.float_compute},
                     {"attention_on_joule", m.attention_lowered}}},
       {"quality", quality},
       {"energy", energy},

@@ -51,9 +51,10 @@ struct Metrics {
   double cosine = 1;
   double wall_ms_per_inference = 0;  // mean wall time over the timed repetitions
   double cpu_ms_per_inference = 0;   // process CPU time (all threads) per inference
-  // What the CPU lowering changed (compress/ir/lower.h): float linears run as joule::linear_f32 (oneDNN), of them
+  // What the CPU lowering changed (compress/ir/lower.h): float linears run as joule::linear_float (oneDNN), of them
   // those with GELU fused, attention nodes run as joule::attention_f32; the rest ran as the model has them.
   int float_linears_lowered = 0, gelu_fused = 0, attention_lowered = 0;
+  std::string float_compute = "fp32";  // what those linears computed in: "fp32" or "bf16" (joule --bf16)
   std::vector<EnergyFigure> energy;  // headline source first (measured if any), op model last
   nlohmann::json task = nlohmann::json::object();  // task metrics, e.g. {"stsb_spearman": 82.0, ...}
 };

@@ -18,6 +18,7 @@ CpuFeatures probe() {
   f.avx512bw = __builtin_cpu_supports("avx512bw");
   f.avx512vl = __builtin_cpu_supports("avx512vl");
   f.avx512vnni = __builtin_cpu_supports("avx512vnni");
+  f.bf16 = __builtin_cpu_supports("avx512bf16") || __builtin_cpu_supports("amx-bf16");
   return f;
 }
 
@@ -30,7 +31,7 @@ Cap read_cap() {
 }
 
 CpuFeatures capped(CpuFeatures f, Cap cap) {
-  if (cap != Cap::kNone) f.avx512f = f.avx512bw = f.avx512vl = f.avx512vnni = false;
+  if (cap != Cap::kNone) f.avx512f = f.avx512bw = f.avx512vl = f.avx512vnni = f.bf16 = false;
   if (cap == Cap::kScalar) f.avx2 = f.fma = false;
   return f;
 }

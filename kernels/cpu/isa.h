@@ -21,6 +21,7 @@ struct CpuFeatures {
   bool avx512bw = false;
   bool avx512vl = false;
   bool avx512vnni = false;
+  bool bf16 = false;  // AVX512_BF16 or AMX-BF16: bfloat16 dot products in hardware (oneDNN's bf16 matmul)
 
   bool avx2_fma() const { return avx2 && fma; }
   // What the W8A8 VNNI kernels are compiled for (target avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma).
