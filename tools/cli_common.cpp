@@ -285,21 +285,21 @@ int compress_model(Pipeline pipeline, const std::string& model, const std::strin
   nlohmann::json provenance = lm.provenance.is_null() ? nlohmann::json{{"passes", nlohmann::json::array()}} : lm.provenance;
   for (const auto& p : report.passes) provenance["passes"].push_back({{"name", p.name}, {"options", p.options}});
   if (!f.export_hf.empty()) models::hf_export_config(*encoder, job.model, f.export_hf);  // refuse before writing
-  // All outputs or none: the archive, report and plot go to temp files first and are renamed into place together
-  // once every one is written and fsynced (io::OutputSet), after the HF folder (whose files are each atomic); a
-  // failure anywhere before that leaves the model, report and plot as they were.
-  io::OutputSet outputs;
-  save_model(job.model, outputs, out, model, job.workload.inputs.empty() ? nlohmann::json() : job.workload.to_json(),
-             provenance, lm.extra);
-  if (!f.report.empty()) outputs.add(f.report, report.to_json().dump(2) + "\n", "output");
-  if (!f.plot.empty()) outputs.add(f.plot, report.svg(), "output");
-  if (!f.export_hf.empty()) models::save_hf_encoder(*encoder, job.model, f.export_hf);
-  outputs.commit();
+  save_model(job.model, out, model, job.workload.inputs.empty() ? nlohmann::json() : job.workload.to_json(), provenance,
+             lm.extra);
   fmt::print("wrote {}\n", out);
-  if (!f.export_hf.empty())
+  if (!f.export_hf.empty()) {
+    models::save_hf_encoder(*encoder, job.model, f.export_hf);
     fmt::print("wrote {} (model.safetensors, config.json, vocab.txt, sentence-transformers modules)\n", f.export_hf);
-  for (const auto* p : {&f.report, &f.plot})
-    if (!p->empty()) fmt::print("wrote {}\n", *p);
+  }
+  if (!f.report.empty()) {
+    write_file_atomic(f.report, report.to_json().dump(2) + "\n");
+    fmt::print("wrote {}\n", f.report);
+  }
+  if (!f.plot.empty()) {
+    write_file_atomic(f.plot, report.svg());
+    fmt::print("wrote {}\n", f.plot);
+  }
   return 0;
 }
 

@@ -113,8 +113,7 @@ void AtomicFile::write(const void* data, size_t n) {
   }
 }
 
-void AtomicFile::prepare() {
-  if (prepared_) return;
+void AtomicFile::commit() {
   // A replaced file keeps its permissions (a 0600 output stays private).
   struct stat old {};
   if (::stat(target_.c_str(), &old) == 0 && S_ISREG(old.st_mode)) ::fchmod(fd_, old.st_mode & 07777);
@@ -122,11 +121,6 @@ void AtomicFile::prepare() {
   int fd = fd_;
   fd_ = -1;
   if (::close(fd) != 0) bad(fmt::format("cannot close the temp file: {}", std::strerror(errno)));
-  prepared_ = true;
-}
-
-void AtomicFile::commit() {
-  prepare();
   if (::rename(tmp_.c_str(), target_.c_str()) != 0)
     bad(fmt::format("cannot rename the temp file into place: {}", std::strerror(errno)));
   committed_ = true;
@@ -200,22 +194,6 @@ void check_outputs(const std::vector<NamedPath>& inputs, const std::vector<Named
         fail("{} '{}' and {} '{}' are the same path or one holds the other", p.what, p.path, o.what, o.path);
     }
   }
-}
-
-AtomicFile& OutputSet::add(std::string target, std::string kind) {
-  files_.push_back(std::make_unique<AtomicFile>(std::move(target), std::move(kind)));
-  return *files_.back();
-}
-
-void OutputSet::add(const std::string& target, const std::string& content, const std::string& kind) {
-  AtomicFile& f = add(target, kind);
-  f.write(content.data(), content.size());
-}
-
-void OutputSet::commit() {
-  for (auto& f : files_) f->prepare();
-  for (auto& f : files_) f->commit();
-  files_.clear();
 }
 
 void write_file_atomic(const std::string& path, const std::string& content, const std::string& kind) {

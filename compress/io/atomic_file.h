@@ -5,7 +5,6 @@
 // removed, and temp files of killed (-9) runs are removed by the next write of the same target. LibTorch-free.
 #pragma once
 #include <cstddef>
-#include <memory>
 #include <string>
 #include <vector>
 
@@ -24,30 +23,14 @@ class AtomicFile {
   // torch::jit::Module::save does); commit() then makes those bytes durable through fd().
   const std::string& temp_path() const { return tmp_; }
   void write(const void* data, size_t n);
-  // The content made durable (the target's mode kept, fsync, close): every error a full disk can still give is
-  // raised here. commit() calls it when it has not been called.
-  void prepare();
-  void commit();  // rename into place, fsync of the folder
+  void commit();
 
  private:
   [[noreturn]] void bad(const std::string& what) const;
   std::string target_, kind_, tmp_;
   int fd_ = -1;
-  bool committed_ = false, prepared_ = false;
+  bool committed_ = false;
   int slot_ = -1;  // in the SIGINT/SIGTERM handler's list of temp files to remove
-};
-
-// The outputs of one command, all or none: each is written to its own temp file (add), then commit() prepares
-// every one (fsync: a full disk fails here) and only then renames them into place, in the order added. Any failure
-// before the renames leaves no output changed and no temp file (each AtomicFile removes its own).
-class OutputSet {
- public:
-  AtomicFile& add(std::string target, std::string kind = "output");
-  void add(const std::string& target, const std::string& content, const std::string& kind);  // a whole file
-  void commit();
-
- private:
-  std::vector<std::unique_ptr<AtomicFile>> files_;
 };
 
 // A path a command reads or writes, with what it is for the error message ("model", "--report").

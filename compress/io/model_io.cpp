@@ -159,14 +159,14 @@ class FdStreamBuf : public std::streambuf {
 
 }  // namespace
 
-namespace {
-
-void write_archive(const torch::jit::Module& module, io::AtomicFile& tmp, const std::string& out,
-                   const nlohmann::json& workload, const nlohmann::json& provenance,
-                   const std::map<std::string, std::string>& carried) {
+void save_model(const torch::jit::Module& module, const std::string& out, const std::string& input_path,
+                const nlohmann::json& workload, const nlohmann::json& provenance,
+                const std::map<std::string, std::string>& carried) {
+  check_output_path(out, input_path);
   torch::jit::ExtraFilesMap extra(carried.begin(), carried.end());
   if (!workload.is_null()) extra[kWorkloadFile] = workload.dump();
   if (!provenance.is_null()) extra[kProvenanceFile] = provenance.dump(2);
+  io::AtomicFile tmp(out);
   FdStreamBuf buf(tmp.fd());
   std::ostream os(&buf);
   try {
@@ -176,24 +176,7 @@ void write_archive(const torch::jit::Module& module, io::AtomicFile& tmp, const 
   }
   buf.pubsync();
   if (buf.error() != 0) fail("output '{}': cannot write: {}", out, std::strerror(buf.error()));
-}
-
-}  // namespace
-
-void save_model(const torch::jit::Module& module, const std::string& out, const std::string& input_path,
-                const nlohmann::json& workload, const nlohmann::json& provenance,
-                const std::map<std::string, std::string>& carried) {
-  check_output_path(out, input_path);
-  io::AtomicFile tmp(out);
-  write_archive(module, tmp, out, workload, provenance, carried);
   tmp.commit();
-}
-
-void save_model(const torch::jit::Module& module, io::OutputSet& outputs, const std::string& out,
-                const std::string& input_path, const nlohmann::json& workload, const nlohmann::json& provenance,
-                const std::map<std::string, std::string>& carried) {
-  check_output_path(out, input_path);
-  write_archive(module, outputs.add(out), out, workload, provenance, carried);
 }
 
 int64_t archive_bytes(const torch::jit::Module& module) {
