@@ -3,11 +3,14 @@
 // bench/compare_minilm.sh runs this and the same model in PyTorch (fp32 and quantize_dynamic) with the
 // same threads, and prints the ratios.
 #include <ATen/Parallel.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/core/stack.h>
 #include <benchmark/benchmark.h>
 
 #include "compress/base/allocator.h"
 
 #include "compress/ir/lower.h"
+#include "compress/ops/ops.h"
 #include "compress/passes/quantize.h"
 #include "models/bert.h"
 
@@ -45,6 +48,55 @@ BENCHMARK(BM_MiniLM)
     ->ArgsProduct({{1, 32}, {128}, {0, 1, 2, 3}})
     ->ArgNames({"batch", "seq", "scheme"})
     ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// The float linear at MiniLM's shapes (128 tokens; 4096 x 4096 GEMV), weights reordered once before the timed
+// loop, OMP_NUM_THREADS threads as above: kind 0 = at::linear (MKL), 1 = joule::linear_float fp32, 2 = joule::linear_float
+// bf16, 3 = LibTorch's raw oneDNN op (mkldnn::_linear_pointwise on a weight reordered by hand): what Joule's op
+// adds over oneDNN. cold=1 rotates weight copies beyond the L3. (Not in joule_bench_w8a8, which loads Debian's
+// oneDNN 2.6: its symbols can interpose on LibTorch's oneDNN and slow it down several times.)
+static void BM_FloatLinear(benchmark::State& state) {
+  const int64_t M = state.range(0), K = state.range(1), N = state.range(2), kind = state.range(4);
+  if (kind == 2 && !joule::cpu_has_bf16()) return state.SkipWithError("no AVX512_BF16 / AMX on this CPU");
+  joule::ops::ensure_ops_registered();
+  static auto op = c10::Dispatcher::singleton().findSchemaOrThrow("joule::linear_float", "");
+  static auto reorder = c10::Dispatcher::singleton().findSchemaOrThrow("mkldnn::_reorder_linear_weight", "");
+  static auto pointwise = c10::Dispatcher::singleton().findSchemaOrThrow("mkldnn::_linear_pointwise", "");
+  at::manual_seed(0);
+  const int64_t copies = state.range(3) ? std::max<int64_t>(2, ((int64_t(128) << 20) + N * K * 4 - 1) / (N * K * 4)) : 1;
+  std::vector<at::Tensor> w, packed;
+  for (int64_t i = 0; i < copies; ++i) w.push_back(at::randn({N, K}) * 0.05);
+  at::Tensor x = at::randn({M, K}), b = at::randn({N});
+  if (kind == 3)
+    for (const auto& wi : w) {
+      torch::jit::Stack st{wi, M};
+      reorder.callBoxed(st);
+      packed.push_back(st.at(0).toTensor());
+    }
+  auto call = [&](size_t i) -> at::Tensor {
+    if (kind == 0) return at::linear(x, w[i], b);
+    torch::jit::Stack st = kind == 3 ? torch::jit::Stack{x, packed[i], b, std::string("none"),
+                                                        c10::List<std::optional<at::Scalar>>(), std::string("none")}
+                                     : torch::jit::Stack{x, w[i], b, std::string("none"),
+                                                        std::string(kind == 2 ? "bf16" : "fp32")};
+    (kind == 3 ? pointwise : op).callBoxed(st);
+    return st.at(0).toTensor();
+  };
+  torch::NoGradGuard g;
+  for (size_t i = 0; i < w.size(); ++i) call(i);  // joule::linear_float reorders each copy on its first call
+  size_t i = 0;
+  for (auto _ : state) benchmark::DoNotOptimize(call(i++ % w.size()).data_ptr());
+  static const char* kKinds[] = {"at::linear (MKL)", "joule::linear_float fp32", "joule::linear_float bf16",
+                                 "LibTorch oneDNN raw"};
+  state.SetLabel(kKinds[kind]);
+  state.counters["FLOP/s"] = benchmark::Counter(2.0 * M * N * K, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_FloatLinear)
+    ->ArgsProduct({{128}, {384}, {1536}, {0, 1}, {0, 1, 2, 3}})
+    ->ArgsProduct({{128}, {1536}, {384}, {0, 1}, {0, 1, 2, 3}})
+    ->ArgsProduct({{1}, {4096}, {4096}, {1}, {0, 1, 2, 3}})
+    ->ArgNames({"m", "k", "n", "cold", "kind"})
+    ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 
 // Google Benchmark's main, after the CLI's malloc settings (compress/base/allocator.h), so that the timings are

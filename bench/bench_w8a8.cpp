@@ -7,8 +7,8 @@
 // the 32 MiB L3 cannot hold them, so every call streams its weights from DRAM; cold=0 reuses one copy.
 // BM_w8a8_linear is the op as joule::linear_w8a8 runs it (weights packed once, activations quantized in the call);
 // _repack packs the weights on every call (the kernel without the op's cache).
-// BM_joule_linear_float(_bf16) is Joule's fp32 path (what the float layers and the fp32 model run: joule --bf16 for
-// the second).
+// Joule's own float linear (joule::linear_float) is measured in joule_minilm_bench: this binary loads Debian's
+// oneDNN 2.6, whose exported symbols can interpose on LibTorch's oneDNN 3.10 and slow it down by up to 5x.
 // Counters: FLOP/s = 2 m n k per call; W_bytes/s = weight bytes per call (int8 or fp32) per second.
 // Run: joule_bench_w8a8 --benchmark_repetitions=5 --benchmark_report_aggregates_only=true (add
 // --benchmark_enable_random_interleaving=true on a shared machine: fp32 and W8A8 repetitions then alternate).
@@ -22,11 +22,7 @@
 #include <memory>
 #include <vector>
 
-#include <ATen/core/dispatch/Dispatcher.h>
-#include <ATen/core/stack.h>
-
 #include "bench/onednn_baseline.h"
-#include "compress/ops/ops.h"
 #include "kernels/cpu/w8a8.h"
 
 namespace k = joule::kernels;
@@ -62,30 +58,6 @@ void BM_fp32_linear(benchmark::State& state) {
     benchmark::DoNotOptimize(y.data_ptr<float>());
   }
   set_counters(state, M, K, N, N * K * 4);
-}
-
-// Joule's float linear as the CPU lowering runs it (joule::linear_float: LibTorch's oneDNN, the weight reordered
-// once per copy before the timed loop, compress/ir/lower.h), fp32 or bf16 compute.
-template <bool kBf16>
-void BM_linear_float(benchmark::State& state) {
-  const int64_t M = state.range(0), K = state.range(1), N = state.range(2);
-  at::set_num_threads(threads());
-  at::manual_seed(0);
-  joule::ops::ensure_ops_registered();
-  static auto op = c10::Dispatcher::singleton().findSchemaOrThrow("joule::linear_float", "");
-  std::vector<at::Tensor> w;
-  for (int64_t i = copies_for(N * K * 4, state.range(3)); i > 0; --i) w.push_back(at::randn({N, K}) * 0.05);
-  at::Tensor x = at::randn({M, K}), b = at::randn({N});
-  const std::string compute = kBf16 ? "bf16" : "fp32";
-  auto call = [&](const at::Tensor& wi) {
-    torch::jit::Stack st{x, wi, b, std::string("none"), compute};
-    op.callBoxed(st);
-    return st.at(0).toTensor();
-  };
-  for (const auto& wi : w) call(wi);  // the reorder, once per copy
-  size_t i = 0;
-  for (auto _ : state) benchmark::DoNotOptimize(call(w[i++ % w.size()]).data_ptr());
-  set_counters(state, M, K, N, N * K * (kBf16 ? 2 : 4));
 }
 
 // oneDNN matmul (bench/onednn_baseline.h), weights prepacked once per copy; kInt8: u8s8s32, else f32 + bias.
@@ -162,8 +134,6 @@ void shapes(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_fp32_linear)->Apply(shapes);
 BENCHMARK(BM_onednn<false>)->Name("BM_onednn_f32")->Apply(shapes);
-BENCHMARK(BM_linear_float<false>)->Name("BM_joule_linear_float")->Apply(shapes);
-BENCHMARK(BM_linear_float<true>)->Name("BM_joule_linear_float_bf16")->Apply(shapes);
 BENCHMARK(BM_onednn<true>)->Name("BM_onednn_u8s8s32")->Apply(shapes);
 BENCHMARK(BM_w8a8<true, true>)->Name("BM_w8a8_linear")->Apply(shapes);
 BENCHMARK(BM_w8a8<true, false>)->Name("BM_w8a8_linear_repack")->Apply(shapes);
