@@ -590,48 +590,68 @@ HfExport plan_hf_export(const SentenceEncoder& enc, const Module& module, const 
   return e;
 }
 
-// Writes `files` (relative path -> content) and model.safetensors into a fresh temp folder beside `dir`, then moves
-// them into place: a new `dir` appears whole (one rename); into an existing folder each file is renamed over its
-// old version. Nothing partial is left behind on failure.
-void write_folder(const std::string& dir, const std::map<std::string, std::string>& files,
-                  const std::vector<st::TensorData>& tensors) {
-  const fs::path target = fs::absolute(dir);
-  std::error_code ec;
-  if (fs::exists(target, ec) && !fs::is_directory(target, ec)) fail("output folder '{}': exists and is not a folder", dir);
-  fs::create_directories(target.parent_path(), ec);
-  const fs::path tmp = target.parent_path() / fmt::format(".{}.joule-tmp-{}", target.filename().string(), ::getpid());
-  std::vector<std::string> written = {"model.safetensors"};
-  for (const auto& [rel, content] : files) written.push_back(rel);
-  // Cleanup by name with POSIX calls: LibTorch exports its own std::filesystem::remove_all, which crashes here.
-  struct Cleanup {
-    const fs::path& tmp;
-    const std::vector<std::string>& names;
-    ~Cleanup() {
-      for (const auto& n : names) ::unlink((tmp / n).c_str());
-      for (const auto& n : names)
-        if (fs::path(n).has_parent_path()) ::rmdir((tmp / fs::path(n).parent_path()).c_str());
-      ::rmdir(tmp.c_str());
+// `files` (relative path -> content) and model.safetensors written into a fresh temp folder beside `dir`; publish()
+// moves them into place: a new `dir` appears whole (one rename), into an existing folder each file is renamed over
+// its old version. Destroyed unpublished (a failure here or in another output of its set), nothing is left behind.
+class StagedFolder : public io::StagedOutput {
+ public:
+  StagedFolder(const std::string& dir, const std::map<std::string, std::string>& files,
+               const std::vector<st::TensorData>& tensors)
+      : dir_(dir), target_(fs::absolute(dir)) {
+    std::error_code ec;
+    if (fs::exists(target_, ec) && !fs::is_directory(target_, ec))
+      fail("output folder '{}': exists and is not a folder", dir);
+    fs::create_directories(target_.parent_path(), ec);
+    tmp_ = target_.parent_path() / fmt::format(".{}.joule-tmp-{}", target_.filename().string(), ::getpid());
+    names_ = {"model.safetensors"};
+    for (const auto& [rel, content] : files) names_.push_back(rel);
+    if (::mkdir(tmp_.c_str(), 0755) != 0)
+      fail("output folder '{}': cannot create the temp folder '{}' beside it ({})", dir, tmp_.string(), std::strerror(errno));
+    made_ = true;
+    try {
+      st::write((tmp_ / "model.safetensors").string(), tensors, {{"format", "pt"}, {"producer", "joule"}});
+      for (const auto& [rel, content] : files) {
+        fs::create_directories((tmp_ / rel).parent_path(), ec);
+        write_file_atomic((tmp_ / rel).string(), content);
+      }
+    } catch (...) {
+      remove_temp();  // a constructor that throws runs no destructor
+      throw;
     }
-  } cleanup{tmp, written};
-  if (::mkdir(tmp.c_str(), 0755) != 0)
-    fail("output folder '{}': cannot create the temp folder '{}' beside it ({})", dir, tmp.string(), std::strerror(errno));
-  st::write((tmp / "model.safetensors").string(), tensors, {{"format", "pt"}, {"producer", "joule"}});
-  for (const auto& [rel, content] : files) {
-    fs::create_directories((tmp / rel).parent_path(), ec);
-    write_file_atomic((tmp / rel).string(), content);
   }
-  if (!fs::exists(target, ec)) {
-    if (::rename(tmp.c_str(), target.c_str()) != 0)
-      fail("output folder '{}': cannot move the export into place ({})", dir, std::strerror(errno));
-    return;
+  ~StagedFolder() override { remove_temp(); }
+  void prepare() override {}  // every file was fsynced as it was written
+  void publish() override {
+    std::error_code ec;
+    if (!fs::exists(target_, ec)) {
+      if (::rename(tmp_.c_str(), target_.c_str()) != 0)
+        fail("output folder '{}': cannot move the export into place ({})", dir_, std::strerror(errno));
+      made_ = false;
+      return;
+    }
+    for (const auto& rel : names_) {
+      const fs::path to = target_ / rel;
+      fs::create_directories(to.parent_path(), ec);
+      if (::rename((tmp_ / rel).c_str(), to.c_str()) != 0)
+        fail("output folder '{}': cannot move '{}' into place ({})", dir_, to.string(), std::strerror(errno));
+    }
   }
-  for (const auto& rel : written) {
-    const fs::path to = target / rel;
-    fs::create_directories(to.parent_path(), ec);
-    if (::rename((tmp / rel).c_str(), to.c_str()) != 0)
-      fail("output folder '{}': cannot move '{}' into place ({})", dir, to.string(), std::strerror(errno));
+
+ private:
+  std::string dir_;
+  fs::path target_, tmp_;
+  std::vector<std::string> names_;
+  bool made_ = false;
+  // By name with POSIX calls: LibTorch exports its own std::filesystem::remove_all, which crashes here.
+  void remove_temp() {
+    if (!made_) return;
+    made_ = false;
+    for (const auto& n : names_) ::unlink((tmp_ / n).c_str());
+    for (const auto& n : names_)
+      if (fs::path(n).has_parent_path()) ::rmdir((tmp_ / fs::path(n).parent_path()).c_str());
+    ::rmdir(tmp_.c_str());
   }
-}
+};
 
 }  // namespace
 
@@ -640,6 +660,12 @@ BertConfig hf_export_config(const SentenceEncoder& enc, const Module& module, co
 }
 
 void save_hf_encoder(const SentenceEncoder& enc, const Module& module, const std::string& dir) {
+  io::OutputSet outs;
+  save_hf_encoder(enc, module, dir, outs);
+  outs.commit();
+}
+
+void save_hf_encoder(const SentenceEncoder& enc, const Module& module, const std::string& dir, io::OutputSet& outs) {
   const HfExport e = plan_hf_export(enc, module, dir);  // every refusal before anything is written
   const BertConfig& cfg = e.config;
   std::vector<st::TensorData> tensors;
@@ -674,7 +700,7 @@ void save_hf_encoder(const SentenceEncoder& enc, const Module& module, const std
   nlohmann::json modules = nlohmann::json::array({module_entry(0, "", "Transformer"), module_entry(1, "1_Pooling", "Pooling")});
   if (cfg.normalize) modules.push_back(module_entry(2, "2_Normalize", "Normalize"));
   files["modules.json"] = modules.dump(2) + "\n";
-  write_folder(dir, files, tensors);
+  outs.add(std::make_unique<StagedFolder>(dir, files, tensors));
 }
 
 }  // namespace joule::models

@@ -80,6 +80,9 @@ StsbScore evaluate_stsb(const SentenceEncoder& enc, torch::jit::Module& m, const
 // (models/hf_compressed.h). Everything is checked first (hf_export_config) and written into a temp folder beside
 // `dir`, then moved into place, so a refusal or a failure leaves no partial folder.
 void save_hf_encoder(const SentenceEncoder& enc, const torch::jit::Module& module, const std::string& dir);
+// The same into a temp folder of `outs`, moved into place with the set's other outputs by outs.commit().
+void save_hf_encoder(const SentenceEncoder& enc, const torch::jit::Module& module, const std::string& dir,
+                     io::OutputSet& outs);
 // The config.json save_hf_encoder writes for `module`: the encoder's, with the feed-forward width read from the
 // weights (structured pruning narrows it). Fails (one line naming the layers) when layers have different widths,
 // which BertConfig cannot describe, or when a packed linear has no compressed-tensors form; callers check this

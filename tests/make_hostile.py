@@ -120,6 +120,20 @@ def main():
         return data[: len(data) // 2] if "/data/" in name and len(data) >= 64 * 64 * 4 else data
     rewrite(plain, os.path.join(out, "short_record.pt"), short_weight)
 
+    # Pickles that are valid opcode by opcode but pathological: a million nested 1-tuples (freeing them recursed a
+    # million frames deep, in Joule's check and in LibTorch's unpickler), and a 16 MiB string recalled from the
+    # memo 4M times (each recall copied it: 64 TiB). Deflated, both are small files.
+    def nested_pickle(name, data):
+        return b"\x80\x02N" + b"\x85" * (1 << 20) + b"." if name.endswith("/data.pkl") else data
+    def recalled_pickle(name, data):
+        if not name.endswith("/data.pkl"):
+            return data
+        return b"\x80\x02X" + struct.pack("<I", 16 << 20) + b"a" * (16 << 20) + b"q\x00" + b"h\x00" * ((1 << 22) + 8) + b"."
+    for fixture, edit in (("pickle_nested", nested_pickle), ("pickle_recalled", recalled_pickle)):
+        with zipfile.ZipFile(plain) as zin, zipfile.ZipFile(os.path.join(out, fixture + ".pt"), "w", zipfile.ZIP_DEFLATED) as zout:
+            for info in zin.infolist():
+                zout.writestr(info.filename, edit(info.filename, zin.read(info.filename)))
+
     # A zip bomb's header: the code record's directory entry claims 2 GiB from a few hundred deflated bytes.
     blob = bytearray(open(plain, "rb").read())
     pos = 0

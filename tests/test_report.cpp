@@ -146,8 +146,9 @@ TEST(Report, PlotStaysReadableAtSevenPassesWithZeroBasedAxesAndQualityScatter) {
   ASSERT_EQ(legend.size(), 8u);
   EXPECT_EQ(std::get<2>(legend[3]), "3. prune 2:4");
   for (size_t i = 1; i < legend.size(); ++i)
-    if (std::get<1>(legend[i]) == std::get<1>(legend[i - 1]))
+    if (std::get<1>(legend[i]) == std::get<1>(legend[i - 1])) {  // braces: EXPECT_GT is an if/else macro
       EXPECT_GT(std::get<0>(legend[i]) - std::get<0>(legend[i - 1]), 0.6 * 11 * std::get<2>(legend[i - 1]).size());
+    }
   // Every bar axis starts at zero, the STS-B panel included (86.7 -> 84.9 must not look like a third lost).
   size_t q = svg.find("Quality: STS-B dev");
   ASSERT_NE(q, std::string::npos);

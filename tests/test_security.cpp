@@ -6,6 +6,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -99,6 +100,21 @@ TEST(Security, CapsBoundWhatAnArchiveMayDecompress) {
   io::ArchiveLimits no_code;
   no_code.max_code_bytes = 10;
   EXPECT_THROW(io::check_archive(hostile("plain"), no_code), Error);
+}
+
+// Pickles that the opcode walk accepted but that crashed or exhausted memory: a million nested 1-tuples (a stack
+// overflow freeing them, here and in LibTorch's recursive unpickler) and a 16 MiB string recalled 4M times (each
+// recall copied it). Both are one-line errors from the check, before LibTorch reads the archive.
+TEST(Security, PathologicalPicklesAreRefusedInBoundedMemory) {
+  for (const auto& [name, needle] :
+       {std::pair<std::string, std::string>{"pickle_nested", "plain/data.pkl: pickle nests values over 1000 levels deep"},
+        {"pickle_recalled", "plain/data.pkl: pickle stack over 4M values"}}) {
+    SCOPED_TRACE(name);
+    const auto t0 = std::chrono::steady_clock::now();
+    test::expect_one_line_error(test::cli("inspect " + hostile(name)), needle);
+    test::expect_one_line_error(test::cli("--trust-model inspect " + hostile(name)), needle);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(120));
+  }
 }
 
 TEST(Security, OpNamesFromSerializedCode) {
@@ -318,9 +334,54 @@ TEST(Security, DiskFullIsOneLineAndLeavesNothingBehind) {
       test::expect_one_line_error(test::cli("prune " + mlp + " -o " + elsewhere.string() + " --report " + (dir / "r.json").string()),
                                   "output '" + (dir / "r.json").string() + "': cannot write the temp file: No space left on device");
       EXPECT_EQ(left_in_dir(), std::vector<std::string>{"fill"});
+      EXPECT_FALSE(fs::exists(elsewhere));  // the model is not written without its report
       ::umount(dir.c_str());
     }
   }
+}
+
+// A model with --report and --plot is one set of outputs: a failure writing the last one leaves none of them (an
+// old output unchanged, no temp file anywhere), not the model and report of a run that failed. The plot fails on
+// a full 64 KiB tmpfs (root) or in a folder it may not write (others), after the model and report are written.
+TEST(Security, OutputsOfARunAppearTogetherOrNotAtAll) {
+  const std::string mlp = std::string(JOULE_TEST_MODELS) + "/mlp.pt";
+  const std::string before = test::slurp(mlp);
+  const fs::path dir = test::scratch() / "set", bad = test::scratch() / "set_bad";
+  test::remove_tree(dir), test::remove_tree(bad);
+  fs::create_directories(dir), fs::create_directories(bad);
+  const bool tmpfs = ::geteuid() == 0 && ::mount("tmpfs", bad.c_str(), "tmpfs", 0, "size=64k") == 0;
+  if (tmpfs)
+    std::ofstream(bad / "fill") << std::string(62 * 1024, 'x');
+  else
+    fs::permissions(bad, fs::perms::owner_read | fs::perms::owner_exec);
+  auto names = [](const fs::path& d) {
+    std::vector<std::string> left;
+    for (const auto& e : fs::directory_iterator(d)) left.push_back(e.path().filename().string());
+    std::sort(left.begin(), left.end());
+    return left;
+  };
+  const fs::path model = dir / "m.pt", report = dir / "r.json", plot = bad / "p.svg";
+  std::ofstream(model) << "the previous run's model";
+  auto run = [&](const fs::path& svg) {
+    return test::cli("prune " + mlp + " --sparsity 0.5 -o " + model.string() + " --report " + report.string() +
+                     " --plot " + svg.string());
+  };
+  test::expect_one_line_error(run(plot), "output '" + plot.string() + "': " +
+                                             (tmpfs ? "cannot write the temp file: No space left on device"
+                                                    : "cannot create a temp file beside it: Permission denied"));
+  EXPECT_EQ(test::slurp(model), "the previous run's model");
+  EXPECT_EQ(names(dir), std::vector<std::string>{"m.pt"});
+  EXPECT_EQ(names(bad), tmpfs ? std::vector<std::string>{"fill"} : std::vector<std::string>{});
+  EXPECT_EQ(test::slurp(mlp), before);
+  // The same run with the plot beside the others writes all three.
+  const auto ok = run(dir / "p.svg");
+  EXPECT_EQ(ok.code, 0) << ok.err;
+  EXPECT_EQ(names(dir), (std::vector<std::string>{"m.pt", "p.svg", "r.json"}));
+  EXPECT_EQ(test::slurp(model).substr(0, 2), "PK");
+  EXPECT_EQ(nlohmann::json::parse(test::slurp(report))["passes"].size(), 1u);
+  EXPECT_NE(test::slurp(dir / "p.svg").find("<svg"), std::string::npos);
+  if (tmpfs) ::umount(bad.c_str());
+  fs::permissions(bad, fs::perms::owner_all);
 }
 
 // Found by tools/fuzz.sh (recipe): bytes that are not UTF-8 parsed into option strings, and the report's or the

@@ -285,21 +285,25 @@ int compress_model(Pipeline pipeline, const std::string& model, const std::strin
   nlohmann::json provenance = lm.provenance.is_null() ? nlohmann::json{{"passes", nlohmann::json::array()}} : lm.provenance;
   for (const auto& p : report.passes) provenance["passes"].push_back({{"name", p.name}, {"options", p.options}});
   if (!f.export_hf.empty()) models::hf_export_config(*encoder, job.model, f.export_hf);  // refuse before writing
-  save_model(job.model, out, model, job.workload.inputs.empty() ? nlohmann::json() : job.workload.to_json(), provenance,
-             lm.extra);
-  fmt::print("wrote {}\n", out);
-  if (!f.export_hf.empty()) {
-    models::save_hf_encoder(*encoder, job.model, f.export_hf);
-    fmt::print("wrote {} (model.safetensors, config.json, vocab.txt, sentence-transformers modules)\n", f.export_hf);
-  }
+  // All outputs or none: each goes to its temp first, and they are renamed into place once every one is written.
+  io::OutputSet outs;
+  save_model(outs, job.model, out, model, job.workload.inputs.empty() ? nlohmann::json() : job.workload.to_json(),
+             provenance, lm.extra);
+  if (!f.export_hf.empty()) models::save_hf_encoder(*encoder, job.model, f.export_hf, outs);
   if (!f.report.empty()) {
-    write_file_atomic(f.report, report.to_json().dump(2) + "\n");
-    fmt::print("wrote {}\n", f.report);
+    const std::string text = report.to_json().dump(2) + "\n";
+    outs.file(f.report).write(text.data(), text.size());
   }
   if (!f.plot.empty()) {
-    write_file_atomic(f.plot, report.svg());
-    fmt::print("wrote {}\n", f.plot);
+    const std::string svg = report.svg();
+    outs.file(f.plot).write(svg.data(), svg.size());
   }
+  outs.commit();
+  fmt::print("wrote {}\n", out);
+  if (!f.export_hf.empty())
+    fmt::print("wrote {} (model.safetensors, config.json, vocab.txt, sentence-transformers modules)\n", f.export_hf);
+  if (!f.report.empty()) fmt::print("wrote {}\n", f.report);
+  if (!f.plot.empty()) fmt::print("wrote {}\n", f.plot);
   return 0;
 }
 

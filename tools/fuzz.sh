@@ -5,10 +5,10 @@
 #
 # usage: tools/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]      (targets: safetensors archive recipe; default all)
 #
-# Seeds: tests' fixtures (the hostile archives and test models if built, recipes/*.yaml, tests/data) and small
-# files written here. The corpus grows in build-fuzz/corpus-TARGET/ and is reused by the next run; a finding is
-# written as build-fuzz/crash-* (libFuzzer's artifact) and fails the script. Needs clang with libFuzzer
-# (Debian: apt-get install clang).
+# Seeds: tests' fixtures (the hostile archives and test models if built, in build/ or build-asan/; recipes/*.yaml,
+# tests/data) and small files written here. The corpus grows in build-fuzz/corpus-TARGET/ and is reused by the next
+# run; a finding is written as build-fuzz/crash-* (libFuzzer's artifact) and fails the script. Needs clang with
+# libFuzzer (Debian: apt-get install clang).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -47,9 +47,9 @@ st("seed_two", {"a": {"dtype": "I8", "shape": [3], "data_offsets": [0, 3]},
                 "b": {"dtype": "BF16", "shape": [1, 2], "data_offsets": [4, 8]}}, bytes(8))
 st("seed_empty", {"e": {"dtype": "I64", "shape": [0, 5], "data_offsets": [0, 0]}}, b"")
 EOF
-      find build/test_models -name '*.safetensors' -size -64k -exec cp {} "$d/" \; 2>/dev/null || true ;;
+      find build/test_models build-asan/test_models -name '*.safetensors' -size -64k -exec cp {} "$d/" \; 2>/dev/null || true ;;
     archive)
-      find build/test_models -name '*.pt' -size -256k -exec cp {} "$d/" \; 2>/dev/null || true
+      find build/test_models build-asan/test_models -name '*.pt' -size -256k -exec cp {} "$d/" \; 2>/dev/null || true
       ls "$d" | grep -q . || printf 'PK\005\006%018d' 0 > "$d/seed_empty_zip" ;;
     recipe)
       cp recipes/*.yaml "$d/" 2>/dev/null || true

@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <set>
 
 #include "compress/base/error.h"
@@ -224,20 +225,20 @@ class PickleWalk {
           break;
         }
         case ']': case '}': push(V{}); break;                         // EMPTY_LIST, EMPTY_DICT
-        case 'l': case 'd': pop_mark(), push(V{}); break;             // LIST, DICT
-        case 'e': case 'u': pop_mark(); top(); break;                 // APPENDS, SETITEMS
-        case 'a': pop(), top(); break;                                // APPEND
-        case 's': pop(), pop(), top(); break;                         // SETITEM
+        case 'l': case 'd': push(container(pop_mark())); break;       // LIST, DICT
+        case 'e': case 'u': { auto items = pop_mark(); for (const V& v : items) nest(top(), v); break; }  // APPENDS, SETITEMS
+        case 'a': { V v = pop(); nest(top(), v); break; }             // APPEND
+        case 's': { V v = pop(), k = pop(); nest(top(), v), nest(top(), k); break; }  // SETITEM
         case 'c': {                                                   // GLOBAL module\nname\n
           std::string m = line(), n = line();
           V g{V::Global};
-          g.s = m + " " + n;
+          g.s = std::make_shared<const std::string>(m + " " + n);
           push(std::move(g));
           break;
         }
-        case 'R': case 0x81: pop(), pop(), push(V{}); break;          // REDUCE, NEWOBJ
-        case 'b': pop(), top(); break;                                // BUILD
-        case 'Q': persistent(pop()), push(V{}); break;                // BINPERSID
+        case 'R': case 0x81: { V a = pop(), f = pop(); push(container({std::move(f), std::move(a)})); break; }  // REDUCE, NEWOBJ
+        case 'b': { V v = pop(); nest(top(), v); break; }             // BUILD
+        case 'Q': { V id = pop(); persistent(id); push(container({std::move(id)})); break; }  // BINPERSID
         case 'q': memo(u8()); break;                                  // BINPUT
         case 'r': memo(le_n(4)); break;                               // LONG_BINPUT
         case 'h': recall(u8()); break;                                // BINGET
@@ -249,11 +250,14 @@ class PickleWalk {
   }
 
  private:
+  // Strings are shared: BINGET pushes a memo's value once per opcode, and copies of a 32 MiB string would make a
+  // 64 MiB pickle hold terabytes.
   struct V {
     enum Kind { Other, Mark, Str, Int, Global, Tuple } kind = Other;
-    std::string s;
+    std::shared_ptr<const std::string> s;
     int64_t i = 0;
     std::vector<V> items;
+    uint32_t depth = 0;  // how many containers deep its innermost value lies
   };
   [[noreturn]] void cut() { fail("model: {}: pickle is cut short", where_); }
   uint8_t u8() {
@@ -284,15 +288,28 @@ class PickleWalk {
     stack_.push_back(std::move(v));
   }
   void push_int(int64_t i) { V v{V::Int}; v.i = i; push(std::move(v)); }
-  void push_str(std::string s) { V v{V::Str}; v.s = std::move(s); push(std::move(v)); }
+  void push_str(std::string s) { V v{V::Str}; v.s = std::make_shared<const std::string>(std::move(s)); push(std::move(v)); }
   V pop() {
     if (stack_.empty() || stack_.back().kind == V::Mark) fail("model: {}: malformed pickle (stack underflow)", where_);
     V v = std::move(stack_.back());
     stack_.pop_back();
     return v;
   }
-  void top() {
-    if (stack_.empty()) fail("model: {}: malformed pickle (stack underflow)", where_);
+  V& top() {
+    if (stack_.empty() || stack_.back().kind == V::Mark) fail("model: {}: malformed pickle (stack underflow)", where_);
+    return stack_.back();
+  }
+  // Nesting depth is tracked and capped: LibTorch's unpickler builds (and frees) the values recursively, so a
+  // pickle of TUPLE1 or APPEND a million deep would overflow its stack after these checks passed.
+  static constexpr uint32_t kMaxDepth = 1000;
+  void nest(V& parent, const V& child) {
+    parent.depth = std::max(parent.depth, child.depth + 1);
+    if (parent.depth > kMaxDepth) fail("model: {}: pickle nests values over {} levels deep", where_, kMaxDepth);
+  }
+  V container(std::vector<V> items) {  // a list, dict or object made of `items`; only their depth is kept
+    V c;
+    for (const V& v : items) nest(c, v);
+    return c;
   }
   std::vector<V> pop_mark() {
     std::vector<V> items;
@@ -302,17 +319,26 @@ class PickleWalk {
     std::reverse(items.begin(), items.end());
     return items;
   }
-  static V tuple_from(std::vector<V> items) {
+  V tuple_from(std::vector<V> items) {
     V t{V::Tuple};
-    // Only short tuples can be a storage id; keep the others' contents out of memory.
-    if (items.size() <= 5) t.items = std::move(items);
+    for (const V& v : items) nest(t, v);
+    // Only a short tuple of scalars can be a storage id; keep the others' contents out of memory. Never nesting
+    // kept tuples also bounds the depth of ~V(): TUPLE1 applied 30M times would overflow the stack freeing it.
+    const bool flat = std::none_of(items.begin(), items.end(), [](const V& v) { return v.kind == V::Tuple; });
+    if (items.size() <= 5 && flat) t.items = std::move(items);
     return t;
   }
   void memo(uint64_t k) {
     top();
     if (k > (1u << 22)) fail("model: {}: pickle memo index {} too large", where_, k);
     if (memo_.size() <= k) memo_.resize(k + 1);
-    memo_[k] = stack_.back().kind == V::Tuple ? V{V::Other} : stack_.back();  // tuples are never recalled as ids
+    const V& v = stack_.back();
+    if (v.kind == V::Tuple) {  // tuples are never recalled as ids; their depth is kept
+      memo_[k] = V{V::Other};
+      memo_[k].depth = v.depth;
+    } else {
+      memo_[k] = v;
+    }
   }
   void recall(uint64_t k) {
     if (k >= memo_.size()) fail("model: {}: pickle recalls memo {} never stored", where_, k);
@@ -320,10 +346,10 @@ class PickleWalk {
   }
   void persistent(const V& id) {
     const auto& it = id.items;
-    if (id.kind != V::Tuple || it.size() != 5 || it[0].kind != V::Str || it[0].s != "storage" ||
+    if (id.kind != V::Tuple || it.size() != 5 || it[0].kind != V::Str || *it[0].s != "storage" ||
         it[1].kind != V::Global || it[2].kind != V::Str || it[4].kind != V::Int || it[4].i < 0)
       fail("model: {}: a persistent id that is not a tensor storage", where_);
-    storages_.push_back({it[2].s, it[1].s, uint64_t(it[4].i)});
+    storages_.push_back({*it[2].s, *it[1].s, uint64_t(it[4].i)});
   }
 
   std::string where_;

@@ -113,7 +113,8 @@ void AtomicFile::write(const void* data, size_t n) {
   }
 }
 
-void AtomicFile::commit() {
+void AtomicFile::prepare() {
+  if (prepared_) return;
   // A replaced file keeps its permissions (a 0600 output stays private).
   struct stat old {};
   if (::stat(target_.c_str(), &old) == 0 && S_ISREG(old.st_mode)) ::fchmod(fd_, old.st_mode & 07777);
@@ -121,6 +122,11 @@ void AtomicFile::commit() {
   int fd = fd_;
   fd_ = -1;
   if (::close(fd) != 0) bad(fmt::format("cannot close the temp file: {}", std::strerror(errno)));
+  prepared_ = true;
+}
+
+void AtomicFile::publish() {
+  prepare();
   if (::rename(tmp_.c_str(), target_.c_str()) != 0)
     bad(fmt::format("cannot rename the temp file into place: {}", std::strerror(errno)));
   committed_ = true;
@@ -131,6 +137,21 @@ void AtomicFile::commit() {
     ::fsync(d);
     ::close(d);
   }
+}
+
+AtomicFile& OutputSet::file(std::string target, std::string kind) {
+  auto f = std::make_unique<AtomicFile>(std::move(target), std::move(kind));
+  AtomicFile& ref = *f;
+  outs_.push_back(std::move(f));
+  return ref;
+}
+
+void OutputSet::add(std::unique_ptr<StagedOutput> out) { outs_.push_back(std::move(out)); }
+
+void OutputSet::commit() {
+  for (auto& o : outs_) o->prepare();  // every output durable in its temp before any target changes
+  for (auto& o : outs_) o->publish();
+  outs_.clear();
 }
 
 namespace {

@@ -159,14 +159,14 @@ class FdStreamBuf : public std::streambuf {
 
 }  // namespace
 
-void save_model(const torch::jit::Module& module, const std::string& out, const std::string& input_path,
-                const nlohmann::json& workload, const nlohmann::json& provenance,
+void save_model(io::OutputSet& outs, const torch::jit::Module& module, const std::string& out,
+                const std::string& input_path, const nlohmann::json& workload, const nlohmann::json& provenance,
                 const std::map<std::string, std::string>& carried) {
   check_output_path(out, input_path);
   torch::jit::ExtraFilesMap extra(carried.begin(), carried.end());
   if (!workload.is_null()) extra[kWorkloadFile] = workload.dump();
   if (!provenance.is_null()) extra[kProvenanceFile] = provenance.dump(2);
-  io::AtomicFile tmp(out);
+  io::AtomicFile& tmp = outs.file(out);
   FdStreamBuf buf(tmp.fd());
   std::ostream os(&buf);
   try {
@@ -176,7 +176,14 @@ void save_model(const torch::jit::Module& module, const std::string& out, const 
   }
   buf.pubsync();
   if (buf.error() != 0) fail("output '{}': cannot write: {}", out, std::strerror(buf.error()));
-  tmp.commit();
+}
+
+void save_model(const torch::jit::Module& module, const std::string& out, const std::string& input_path,
+                const nlohmann::json& workload, const nlohmann::json& provenance,
+                const std::map<std::string, std::string>& carried) {
+  io::OutputSet outs;
+  save_model(outs, module, out, input_path, workload, provenance, carried);
+  outs.commit();
 }
 
 int64_t archive_bytes(const torch::jit::Module& module) {

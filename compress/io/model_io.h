@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "compress/io/atomic_file.h"
+
 namespace joule {
 
 struct LoadedModel {
@@ -34,6 +36,10 @@ bool trust_models();
 // Writes OUT atomically and durably (compress/io/atomic_file.h). Refuses to overwrite `input_path`.
 void save_model(const torch::jit::Module& module, const std::string& out, const std::string& input_path,
                 const nlohmann::json& workload, const nlohmann::json& provenance,
+                const std::map<std::string, std::string>& extra = {});
+// The same into a temp file of `outs`, put in place with the set's other outputs by outs.commit().
+void save_model(io::OutputSet& outs, const torch::jit::Module& module, const std::string& out,
+                const std::string& input_path, const nlohmann::json& workload, const nlohmann::json& provenance,
                 const std::map<std::string, std::string>& extra = {});
 
 // Fails (one line) unless OUT can be written: its folder exists and it is not the input file.
