@@ -1,5 +1,5 @@
 // W4 weight-only linear (kernels/cpu/w4.h) against LibTorch fp32 at::linear, same binary, same 2 OpenMP threads.
-// GEMV shapes (M <= 8) rotate through several weight sets totalling > 80 MiB, so neither side is served from
+// GEMV shapes (M <= 16) rotate through several weight sets totalling > 80 MiB, so neither side is served from
 // the 32 MiB L3: that is the regime (weights streamed from DRAM) in which 4-bit weights pay. The MiniLM
 // shapes (M = 128 tokens) are compute-bound and use one weight set.
 //   ./joule_bench_w4 --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
@@ -21,7 +21,7 @@ constexpr int kThreads = 2;
 constexpr int64_t kRotateBytes = int64_t{80} << 20;  // rotate weights until the sets exceed this (L3 is 32 MiB)
 
 int64_t sets_for(int64_t m, int64_t bytes_per_set) {
-  return m <= 8 ? std::max<int64_t>(2, (kRotateBytes + bytes_per_set - 1) / bytes_per_set) : 1;
+  return m <= 16 ? std::max<int64_t>(2, (kRotateBytes + bytes_per_set - 1) / bytes_per_set) : 1;
 }
 
 void set_threads() {
@@ -87,6 +87,10 @@ void BM_LinearFp32(benchmark::State& state) {
   state.counters["threads"] = at::get_num_threads();
 }
 
+// W4 with float activations (linear_w4) or int8 ones (linear_w4a8): the same weights and arguments.
+using W4Kernel = void (*)(const float*, int64_t, int64_t, const uint8_t*, const float*, const uint8_t*, int64_t,
+                          int64_t, const float*, float*);
+template <W4Kernel kernel>
 void BM_LinearW4(benchmark::State& state) {
   const int64_t m = state.range(0), k = state.range(1), n = state.range(2), group = state.range(3);
   set_threads();
@@ -96,8 +100,8 @@ void BM_LinearW4(benchmark::State& state) {
   size_t i = 0;
   for (auto _ : state) {
     const W4Set& s = w.sets[i++ % w.sets.size()];
-    joule::kernels::linear_w4(x.data_ptr<float>(), m, k, s.qweight.data(), s.scales.data(), s.zeros.data(), n, group,
-                              b.data_ptr<float>(), y.data());
+    kernel(x.data_ptr<float>(), m, k, s.qweight.data(), s.scales.data(), s.zeros.data(), n, group,
+           b.data_ptr<float>(), y.data());
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
   }
@@ -105,10 +109,32 @@ void BM_LinearW4(benchmark::State& state) {
   state.counters["threads"] = omp_get_max_threads();
 }
 
-// {m, k, n}: GEMV (decode) on a 4096 x 4096 layer (M = 4 is the largest M on the GEMV kernel, M = 8 runs on the
-// panel GEMM), then MiniLM's FFN shapes at 128 tokens.
-const std::vector<std::vector<int64_t>> kShapes = {
-    {1, 4096, 4096}, {4, 4096, 4096}, {8, 4096, 4096}, {128, 384, 1536}, {128, 1536, 384}};
+// The machine's limit for the GEMV: 2 threads summing buffers of the W4 layer's size (9 MiB), rotated through
+// more than the L3 as the weights are, so the W4 rows' weight_GB/s can be read against it.
+void BM_DramRead(benchmark::State& state) {
+  set_threads();
+  const int64_t bytes = state.range(0);
+  static std::vector<std::vector<int64_t>> bufs;
+  if (bufs.empty())
+    for (int64_t i = 0, s = sets_for(1, bytes); i < s; ++i) bufs.emplace_back(size_t(bytes / 8), i);
+  size_t i = 0;
+  for (auto _ : state) {
+    const std::vector<int64_t>& v = bufs[i++ % bufs.size()];
+    int64_t total = 0;
+    const int64_t n = int64_t(v.size());
+#pragma omp parallel for reduction(+ : total) schedule(static)
+    for (int64_t j = 0; j < n; ++j) total += v[size_t(j)];
+    benchmark::DoNotOptimize(total);
+  }
+  state.counters["GB/s"] = benchmark::Counter(1e-9 * double(bytes), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["sets"] = double(bufs.size());
+}
+
+// {m, k, n}: GEMV (decode) on a 4096 x 4096 layer at M = 1..16 (small-batch serving), then MiniLM's FFN shapes
+// at 128 tokens.
+const std::vector<std::vector<int64_t>> kShapes = {{1, 4096, 4096},  {2, 4096, 4096},   {4, 4096, 4096},
+                                                   {8, 4096, 4096},  {16, 4096, 4096},  {128, 384, 1536},
+                                                   {128, 1536, 384}};
 
 void fp32_args(benchmark::internal::Benchmark* b) {
   for (const auto& s : kShapes) b->Args(s);
@@ -124,7 +150,10 @@ void w4_args(benchmark::internal::Benchmark* b) {
 }  // namespace
 
 BENCHMARK(BM_LinearFp32)->Apply(fp32_args)->Unit(benchmark::kMicrosecond)->UseRealTime();
-BENCHMARK(BM_LinearW4)->Apply(w4_args)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_LinearW4<joule::kernels::linear_w4>)->Name("BM_LinearW4")->Apply(w4_args)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_LinearW4<joule::kernels::linear_w4a8>)->Name("BM_LinearW4A8")->Apply(w4_args)->Unit(benchmark::kMicrosecond)->UseRealTime();
+// 4096 x 4096 at G = 128: 8 MiB of nibbles + 0.5 MiB of scales + 128 KiB of zeros, as the W4 GEMV reads.
+BENCHMARK(BM_DramRead)->Arg(4096 * 2048 + 4096 * 32 * 5)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 // Google Benchmark's main, after the CLI's malloc settings (compress/base/allocator.h), so that the timings are
 // the ones `joule` measures.

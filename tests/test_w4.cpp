@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <stdexcept>
@@ -10,6 +11,7 @@
 
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/w4.h"
+#include "kernels/cpu/w8a8.h"
 
 using namespace joule::kernels;
 
@@ -308,4 +310,156 @@ TEST(W4, EmptyShapes) {
   EXPECT_EQ(ref, (std::vector<float>{0.5f, 1.5f, 2.5f, 0.5f, 1.5f, 2.5f}));
   linear_w4(x.data(), 2, 0, p.qweight.data(), p.scales.data(), p.zeros.data(), 3, 32, nullptr, y.data());
   EXPECT_EQ(std::vector<float>(y.begin(), y.begin() + 6), std::vector<float>(6, 0.0f));
+}
+
+// ---- W4A8: the same weights against int8 activations ----------------------------------------------------------
+
+namespace {
+
+// x as linear_w4a8 sees it: each row quantized by quantize_rows_s8_ref, then dequantized, in double.
+std::vector<double> dequantized_rows_s8(const std::vector<float>& x, int64_t M, int64_t K) {
+  std::vector<int8_t> q(M * K);
+  std::vector<float> s(M);
+  quantize_rows_s8_ref(x.data(), M, K, q.data(), s.data());
+  std::vector<double> out(M * K);
+  for (int64_t i = 0; i < M * K; ++i) out[i] = double(s[i / K]) * q[i];
+  return out;
+}
+
+}  // namespace
+
+// One row by hand. x = (1, -2, 0.5, 4): scale 4/127, codes round(x * 31.75) = (32, -64, 16, 127) (31.75 and
+// -63.5 round away from zero). Weights: scale 0.5, zero 8, codes (9, 7, 8, 15), i.e. w = (0.5, -0.5, 0, 3.5).
+// sum q x = 288 - 448 + 128 + 1905 = 1873, sum x = 111, 1873 - 8 * 111 = 985; y = 4/127 * 0.5 * 985 + bias.
+TEST(W4A8, ReferenceByHand) {
+  const std::vector<float> x = {1.0f, -2.0f, 0.5f, 4.0f};
+  const std::vector<uint8_t> codes = {9, 7, 8, 15};
+  std::vector<uint8_t> qw(2), zeros = {8};
+  pack_w4(codes.data(), 1, 4, qw.data());
+  const std::vector<float> scales = {0.5f};
+  const float bias = 0.25f;
+  float y = NAN;
+  linear_w4a8_ref(x.data(), 1, 4, qw.data(), scales.data(), zeros.data(), 1, 4, &bias, &y);
+  EXPECT_EQ(y, (4.0f / 127.0f) * (0.5f * 985.0f) + bias);
+  EXPECT_NEAR(y, 15.5f + bias, 0.05f);  // the float product x . w, up to x's 8-bit rounding
+  float fast = NAN;
+  linear_w4a8(x.data(), 1, 4, qw.data(), scales.data(), zeros.data(), 1, 4, &bias, &fast);
+  EXPECT_EQ(fast, y);  // group 4: not a multiple of 128, so the reference runs
+}
+
+// The reference is the float product of the dequantized operands: x rounded per row to int8, W dequantized.
+TEST(W4A8, ReferenceMatchesDenseMatmulOnDequantizedOperands) {
+  std::mt19937 rng(41);
+  for (int64_t M : {1, 3, 17})
+    for (int64_t K : {1, 31, 128, 129, 300})
+      for (int64_t N : {1, 7})
+        for (int64_t group : {2, 32, 128, 256}) {
+          const auto x = randn(M * K, rng), bias = randn(N, rng);
+          const Packed p = quantize(randn(N * K, rng), N, K, group);
+          const auto w = dequantize(p);
+          const auto xd = dequantized_rows_s8(x, M, K);
+          std::vector<float> y(M * N);
+          linear_w4a8_ref(x.data(), M, K, p.qweight.data(), p.scales.data(), p.zeros.data(), N, group, bias.data(),
+                          y.data());
+          for (int64_t m = 0; m < M; ++m)
+            for (int64_t n = 0; n < N; ++n) {
+              double want = bias[n], mag = std::fabs(bias[n]);
+              for (int64_t k = 0; k < K; ++k)
+                want += xd[m * K + k] * w[n * K + k], mag += std::fabs(xd[m * K + k] * w[n * K + k]);
+              ASSERT_NEAR(y[m * N + n], want, 2e-6 * mag + 1e-7)
+                  << "M=" << M << " K=" << K << " N=" << N << " group=" << group;
+            }
+        }
+}
+
+// The VNNI kernel against the reference: every tile (M = 1, 2 with 4 weight rows; passes of 4, 2, 1 with 2), M
+// past one 64-row block, K below one chunk, odd, not a multiple of 128 or of the group, several K blocks; N not a
+// multiple of the tile; zero weight rows; groups the kernel takes (128, 256, 2048) and one it leaves to the
+// reference (32: equal exactly); 1 and 2 threads, which must give identical results.
+TEST(W4A8, FastMatchesReferenceOnOddShapes) {
+  std::mt19937 rng(42);
+  int cases = 0;
+  for (int64_t M : {1, 2, 3, 4, 5, 7, 8, 16, 17, 65, 130})
+    for (int64_t K : {1, 3, 127, 128, 129, 255, 1000, 4100})
+      for (int64_t N : {1, 3, 4, 5, 17, 64})
+        for (int64_t group : {32, 128, 256, 2048}) {
+          const auto x = randn(M * K, rng), bias = randn(N, rng);
+          auto wf = randn(N * K, rng, 0.1f);
+          if (N > 2)
+            for (int64_t k = 0; k < K; ++k) wf[K + k] = 0.0f;
+          const Packed p = quantize(wf, N, K, group);
+          const auto w = dequantize(p);
+          const auto xd = dequantized_rows_s8(x, M, K);
+          const float* b = (cases % 2) ? bias.data() : nullptr;
+          std::vector<float> ref(M * N), fast1(M * N, NAN), fast2(M * N, NAN);
+          linear_w4a8_ref(x.data(), M, K, p.qweight.data(), p.scales.data(), p.zeros.data(), N, group, b, ref.data());
+          {
+            ThreadCount tc(1);
+            linear_w4a8(x.data(), M, K, p.qweight.data(), p.scales.data(), p.zeros.data(), N, group, b, fast1.data());
+          }
+          {
+            ThreadCount tc(2);
+            linear_w4a8(x.data(), M, K, p.qweight.data(), p.scales.data(), p.zeros.data(), N, group, b, fast2.data());
+          }
+          for (int64_t m = 0; m < M; ++m)
+            for (int64_t n = 0; n < N; ++n) {
+              double mag = b ? std::fabs(b[n]) : 0.0;
+              for (int64_t k = 0; k < K; ++k) mag += std::fabs(xd[m * K + k] * w[n * K + k]);
+              const int64_t i = m * N + n;
+              ASSERT_EQ(fast1[i], fast2[i]) << "M=" << M << " K=" << K << " N=" << N << " group=" << group;
+              if (isa::w4a8_impl(group) == isa::W4A8Impl::kReference)
+                ASSERT_EQ(fast1[i], ref[i]) << "M=" << M << " K=" << K << " N=" << N << " group=" << group;
+              else
+                ASSERT_NEAR(fast1[i], ref[i], 1e-5 * mag + 1e-6)
+                    << "M=" << M << " K=" << K << " N=" << N << " group=" << group << " i=" << i;
+            }
+          ++cases;
+        }
+  EXPECT_EQ(cases, 11 * 8 * 6 * 4);
+}
+
+// A NaN in x is skipped by its row's scale and quantizes to 0; a row holding an Inf gets scale Inf and NaN
+// outputs: the same in both paths (the contract of quantize_rows_s8), other rows unaffected.
+TEST(W4A8, NonFiniteActivationsAreDefinedAndBothPathsAgree) {
+  std::mt19937 rng(43);
+  const int64_t M = 3, K = 256, N = 8, group = 128;
+  auto x = randn(M * K, rng);
+  x[5] = NAN;            // row 0: a NaN, skipped
+  x[K + 9] = INFINITY;   // row 1: an Inf, NaN out
+  const Packed p = quantize(randn(N * K, rng), N, K, group);
+  std::vector<float> ref(M * N), fast(M * N);
+  linear_w4a8_ref(x.data(), M, K, p.qweight.data(), p.scales.data(), p.zeros.data(), N, group, nullptr, ref.data());
+  linear_w4a8(x.data(), M, K, p.qweight.data(), p.scales.data(), p.zeros.data(), N, group, nullptr, fast.data());
+  for (int64_t n = 0; n < N; ++n) {
+    EXPECT_TRUE(std::isfinite(ref[n])) << n;
+    EXPECT_NEAR(fast[n], ref[n], 1e-4f * (1.0f + std::fabs(ref[n])));
+    EXPECT_TRUE(std::isnan(ref[N + n]) && std::isnan(fast[N + n])) << n;
+    EXPECT_NEAR(fast[2 * N + n], ref[2 * N + n], 1e-4f * (1.0f + std::fabs(ref[2 * N + n])));
+  }
+}
+
+// W4A8 against the float-activation W4 on the same weights: the difference is x's 8-bit rounding, bounded by
+// sum_k |w| * scale_x / 2 per output.
+TEST(W4A8, DiffersFromFloatW4OnlyByActivationRounding) {
+  std::mt19937 rng(44);
+  const int64_t M = 8, K = 1024, N = 64, group = 128;
+  const auto x = randn(M * K, rng);
+  const Packed p = quantize(randn(N * K, rng), N, K, group);
+  const auto w = dequantize(p);
+  std::vector<float> yf(M * N), yq(M * N);
+  linear_w4(x.data(), M, K, p.qweight.data(), p.scales.data(), p.zeros.data(), N, group, nullptr, yf.data());
+  linear_w4a8(x.data(), M, K, p.qweight.data(), p.scales.data(), p.zeros.data(), N, group, nullptr, yq.data());
+  double worst = 0.0;
+  for (int64_t m = 0; m < M; ++m) {
+    float mx = 0.0f;
+    for (int64_t k = 0; k < K; ++k) mx = std::max(mx, std::fabs(x[m * K + k]));
+    for (int64_t n = 0; n < N; ++n) {
+      double bound = 0.0;
+      for (int64_t k = 0; k < K; ++k) bound += std::fabs(w[n * K + k]) * mx / 127.0 / 2.0;
+      const double d = std::fabs(double(yq[m * N + n]) - yf[m * N + n]);
+      ASSERT_LE(d, bound * 1.001 + 1e-4) << m << " " << n;
+      worst = std::max(worst, d / bound);
+    }
+  }
+  EXPECT_GT(worst, 0.0);  // the paths differ: x really was rounded
 }

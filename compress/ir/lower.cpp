@@ -24,6 +24,7 @@ using torch::jit::Value;
 namespace {
 
 std::atomic<FloatCompute> g_compute{FloatCompute::Fp32};
+std::atomic<W4Activations> g_w4_act{W4Activations::Float};
 
 bool lowering_enabled() {
   const char* v = std::getenv("JOULE_LOWER");
@@ -62,6 +63,9 @@ bool lowerable_attention(Node* n) {
 void set_float_compute(FloatCompute c) { g_compute.store(c); }
 FloatCompute float_compute() { return g_compute.load(); }
 bool cpu_has_bf16() { return kernels::isa::cpu_features().bf16; }
+void set_w4_activations(W4Activations a) { g_w4_act.store(a); }
+W4Activations w4_activations() { return g_w4_act.load(); }
+bool cpu_has_vnni() { return kernels::isa::cpu_features().avx512_vnni(); }
 
 Lowered lower_for_cpu(const torch::jit::Module& m) {
   Lowered out{m};
@@ -71,7 +75,9 @@ Lowered lower_for_cpu(const torch::jit::Module& m) {
   Value* self = g->inputs().at(0);
   ops::ensure_ops_registered();
   const c10::Symbol op = c10::Symbol::fromQualString("joule::linear_float");
-  std::vector<Node*> linears, attentions;
+  const c10::Symbol w4 = c10::Symbol::fromQualString(ops::linear_w4().qualname());
+  const bool w4_int8 = w4_activations() == W4Activations::Int8;
+  std::vector<Node*> linears, attentions, w4_nodes;
   std::function<void(torch::jit::Block*)> walk = [&](torch::jit::Block* b) {
     for (Node* n : b->nodes()) {
       if (n->kind() == c10::aten::linear)
@@ -81,11 +87,19 @@ Lowered lower_for_cpu(const torch::jit::Module& m) {
             linears.push_back(n);
         }
       if (lowerable_attention(n)) attentions.push_back(n);
+      if (w4_int8 && n->kind() == w4) {
+        auto group = torch::jit::toIValue(n->input(ops::linear_w4().index("group_size")));
+        if (group && group->isInt() &&
+            kernels::isa::w4a8_impl(group->toInt()) == kernels::isa::W4A8Impl::kAvx512Vnni)
+          w4_nodes.push_back(n);
+        else
+          ++out.w4_float;
+      }
       for (auto* sb : n->blocks()) walk(sb);
     }
   };
   walk(g->block());
-  if (linears.empty() && attentions.empty()) return out;
+  if (linears.empty() && attentions.empty() && w4_nodes.empty()) return out;
   Value* compute = g->insertConstant(std::string(float_compute() == FloatCompute::Bf16 ? "bf16" : "fp32"));
   compute->node()->moveBefore(g->block()->nodes().front());
   for (Node* n : linears) {
@@ -111,6 +125,14 @@ Lowered lower_for_cpu(const torch::jit::Module& m) {
     n->output()->replaceAllUsesWith(o);
     n->destroy();
     ++out.attention;
+  }
+  const c10::Symbol w4a8 = c10::Symbol::fromQualString("joule::linear_w4a8");
+  for (Node* n : w4_nodes) {
+    torch::jit::WithInsertPoint guard(n);
+    std::vector<torch::jit::NamedValue> args(n->inputs().begin(), n->inputs().end());
+    n->output()->replaceAllUsesWith(g->insert(w4a8, args));
+    n->destroy();
+    ++out.w4a8;
   }
   torch::jit::EliminateDeadCode(g);
   set_forward(copy, g);

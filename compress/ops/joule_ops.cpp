@@ -91,6 +91,8 @@ at::Tensor linear_w8a8_cpu(const at::Tensor& x, const at::Tensor& qweight, const
   return y.view(out_shape(x, N));
 }
 
+// linear_w4 and its int8-activation form linear_w4a8 (execution only: compress/ops/schema.h) share arguments and checks.
+template <bool kInt8Activations>
 at::Tensor linear_w4_cpu(const at::Tensor& x, const at::Tensor& qweight, const at::Tensor& scales, const at::Tensor& zeros,
                          int64_t group_size, int64_t in_features, const std::optional<at::Tensor>& bias) {
   const int64_t K = in_features;
@@ -107,8 +109,9 @@ at::Tensor linear_w4_cpu(const at::Tensor& x, const at::Tensor& qweight, const a
               "linear_w4: zeros must be contiguous uint8 [", N, ", ", G, "], got ", zeros.scalar_type(), " ", zeros.sizes());
   at::Tensor x2 = float_rows(x, K, "linear_w4");
   at::Tensor y = at::empty({x2.size(0), N}, x.options());
-  kernels::linear_w4(x2.data_ptr<float>(), x2.size(0), K, qweight.data_ptr<uint8_t>(), scales.data_ptr<float>(),
-                     zeros.data_ptr<uint8_t>(), N, group_size, bias_ptr(bias, N, "linear_w4"), y.data_ptr<float>());
+  const auto kernel = kInt8Activations ? kernels::linear_w4a8 : kernels::linear_w4;
+  kernel(x2.data_ptr<float>(), x2.size(0), K, qweight.data_ptr<uint8_t>(), scales.data_ptr<float>(), zeros.data_ptr<uint8_t>(),
+         N, group_size, bias_ptr(bias, N, "linear_w4"), y.data_ptr<float>());
   return y.view(out_shape(x, N));
 }
 
@@ -240,7 +243,7 @@ at::Tensor attention_f32_meta(const at::Tensor& q, const at::Tensor& k, const at
 // so traces with dynamic batch or sequence dims work.
 void packed_linear_meta(const c10::OperatorHandle& handle, torch::jit::Stack* stack) {
   const std::string qualname = handle.schema().name();
-  const PackedLinearOp* op = find_packed_linear_op(qualname);
+  const PackedLinearOp* op = qualname == "joule::linear_w4a8" ? &linear_w4() : find_packed_linear_op(qualname);
   TORCH_CHECK(op, qualname, ": no schema entry in compress/ops/schema.h");
   const size_t n = op->args.size();
   auto args = torch::jit::last(*stack, n);
@@ -263,11 +266,13 @@ TORCH_LIBRARY(joule, m) {
   for (const auto* op : packed_linear_ops()) m.def(op->schema().c_str());  // compress/ops/schema.h
   m.def(linear_float_schema());
   m.def(attention_f32_schema());
+  m.def(linear_w4a8_schema().c_str());
 }
 
 TORCH_LIBRARY_IMPL(joule, CPU, m) {
   m.impl("linear_w8a8", linear_w8a8_cpu);
-  m.impl("linear_w4", linear_w4_cpu);
+  m.impl("linear_w4", linear_w4_cpu<false>);
+  m.impl("linear_w4a8", linear_w4_cpu<true>);
   m.impl("linear_sp24", linear_sp24_cpu);
   m.impl("linear_float", linear_float_cpu);
   m.impl("attention_f32", attention_f32_cpu);
@@ -278,6 +283,7 @@ TORCH_LIBRARY_IMPL(joule, Meta, m) {
     m.impl(op->name, torch::CppFunction::makeFromBoxedFunction<&packed_linear_meta>());
   m.impl("linear_float", linear_float_meta);
   m.impl("attention_f32", attention_f32_meta);
+  m.impl("linear_w4a8", torch::CppFunction::makeFromBoxedFunction<&packed_linear_meta>());
 }
 
 }  // namespace joule::ops

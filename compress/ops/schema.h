@@ -116,6 +116,14 @@ inline const char* attention_f32_schema() {
   return "attention_f32(Tensor q, Tensor k, Tensor v, Tensor? mask=None, float? scale=None) -> Tensor";
 }
 
+// Not a format of its own: linear_w4's weights with int8 activations (kernels/cpu/w4.h, linear_w4a8), what `joule
+// --w4a8` executes in place of linear_w4 (compress/ir/lower.h). Lowered copies only; linear_w4's arguments.
+inline std::string linear_w4a8_schema() {
+  PackedLinearOp op = linear_w4();
+  op.name = "linear_w4a8";
+  return op.schema();
+}
+
 // The op whose qualified name is `qualname` ("joule::linear_w4"), or nullptr.
 inline const PackedLinearOp* find_packed_linear_op(const std::string& qualname) {
   for (const auto* op : packed_linear_ops())

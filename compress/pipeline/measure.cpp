@@ -165,6 +165,8 @@ Metrics measure(const torch::jit::Module& m, const Workload& w, const std::vecto
   r.float_linears_lowered = lowered.linears;
   r.gelu_fused = lowered.fused_gelu;
   r.attention_lowered = lowered.attention;
+  r.w4_int8_activations = lowered.w4a8;
+  r.w4_float_activations = lowered.w4_float;
   r.float_compute = float_compute() == FloatCompute::Bf16 && lowered.linears ? "bf16" : "fp32";
   Progress bar("measuring " + label, w.warmup + w.reps);
   c10::IValue out;

@@ -79,7 +79,9 @@ nlohmann::json metrics_json(const Metrics& m) {
       {"cpu_ms_per_inference", m.cpu_ms_per_inference},
       {"executed", {{"float_linears_on_onednn", m.float_linears_lowered}, {"gelu_fused", m.gelu_fused},
                     {"float_compute", m.float_compute},
-                    {"attention_on_joule", m.attention_lowered}}},
+                    {"attention_on_joule", m.attention_lowered},
+                    {"w4_int8_activations", m.w4_int8_activations},
+                    {"w4_float_activations", m.w4_float_activations}}},
       {"quality", quality},
       {"energy", energy},
   };

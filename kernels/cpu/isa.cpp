@@ -71,6 +71,12 @@ bool w8a8_vnni_available() {
 
 void set_w4_avx512(bool on) { w4_avx512_on.store(on, std::memory_order_relaxed); }
 
+W4A8Impl w4a8_impl(int64_t group) {
+  return cpu_features().avx512_vnni() && group % kW4A8GroupMultiple == 0 && group <= kW4A8MaxGroup
+             ? W4A8Impl::kAvx512Vnni
+             : W4A8Impl::kReference;
+}
+
 W4Impl w4_impl(int64_t M, int64_t group) {
   if (!cpu_features().avx2_fma()) return W4Impl::kReference;
   if (M <= kW4Gemv512MaxM && group >= kW4Gemv512MinGroup && cpu_features().avx512() &&

@@ -46,9 +46,8 @@
 #define JOULE_AVX2 __attribute__((target("avx2,fma")))
 
 namespace joule::kernels {
-namespace {
 
-void check_args(const char* fn, int64_t M, int64_t N, int64_t K, int64_t group) {
+void w4_check_args(const char* fn, int64_t M, int64_t N, int64_t K, int64_t group) {
   if (!w4_group_valid(group))
     throw std::invalid_argument(std::string(fn) + ": group must be a power of two >= 2, got " +
                                 std::to_string(group));
@@ -56,6 +55,8 @@ void check_args(const char* fn, int64_t M, int64_t N, int64_t K, int64_t group) 
     throw std::invalid_argument(std::string(fn) + ": negative shape M=" + std::to_string(M) +
                                 " N=" + std::to_string(N) + " K=" + std::to_string(K));
 }
+
+namespace {
 
 inline int nibble(const uint8_t* row, int64_t k) { return (row[k >> 1] >> ((k & 1) * 4)) & 0x0F; }
 
@@ -585,7 +586,7 @@ void pack_w4(const uint8_t* codes, int64_t N, int64_t K, uint8_t* qweight) {
 
 void quantize_w4_rtn(const float* w, int64_t N, int64_t K, int64_t group, uint8_t* qweight, float* scales,
                      uint8_t* zeros) {
-  check_args("quantize_w4_rtn", 0, N, K, group);
+  w4_check_args("quantize_w4_rtn", 0, N, K, group);
   const int64_t ng = w4_groups(K, group);
   std::vector<uint8_t> codes(static_cast<size_t>(N * K));
   for (int64_t n = 0; n < N; ++n) {
@@ -603,7 +604,7 @@ void quantize_w4_rtn(const float* w, int64_t N, int64_t K, int64_t group, uint8_
 
 void dequantize_w4(const uint8_t* qweight, const float* scales, const uint8_t* zeros, int64_t N, int64_t K,
                    int64_t group, float* w) {
-  check_args("dequantize_w4", 0, N, K, group);
+  w4_check_args("dequantize_w4", 0, N, K, group);
   const int64_t rb = w4_row_bytes(K), ng = w4_groups(K, group);
   for (int64_t n = 0; n < N; ++n)
     for (int64_t k = 0; k < K; ++k) {
@@ -614,7 +615,7 @@ void dequantize_w4(const uint8_t* qweight, const float* scales, const uint8_t* z
 
 void linear_w4_ref(const float* x, int64_t M, int64_t K, const uint8_t* qweight, const float* scales,
                    const uint8_t* zeros, int64_t N, int64_t group, const float* bias, float* y) {
-  check_args("linear_w4_ref", M, N, K, group);
+  w4_check_args("linear_w4_ref", M, N, K, group);
   std::vector<float> wrow(static_cast<size_t>(K));
   for (int64_t n = 0; n < N; ++n) {
     dequantize_w4(qweight + n * w4_row_bytes(K), scales + n * w4_groups(K, group), zeros + n * w4_groups(K, group),
@@ -629,7 +630,7 @@ void linear_w4_ref(const float* x, int64_t M, int64_t K, const uint8_t* qweight,
 
 void linear_w4(const float* x, int64_t M, int64_t K, const uint8_t* qweight, const float* scales,
                const uint8_t* zeros, int64_t N, int64_t group, const float* bias, float* y) {
-  check_args("linear_w4", M, N, K, group);
+  w4_check_args("linear_w4", M, N, K, group);
   if (M == 0 || N == 0) return;
   if (K == 0) return fill_bias(M, N, bias, y);
   const isa::W4Impl impl = isa::w4_impl(M, group);

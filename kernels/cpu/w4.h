@@ -47,4 +47,22 @@ void linear_w4_ref(const float* x, int64_t M, int64_t K, const uint8_t* qweight,
 void linear_w4(const float* x, int64_t M, int64_t K, const uint8_t* qweight, const float* scales,
                const uint8_t* zeros, int64_t N, int64_t group, const float* bias, float* y);
 
+// W4A8: the same weights against int8 activations. Each row of x is quantized as quantize_rows_s8 does
+// (kernels/cpu/w8a8.h: symmetric, one scale per row, computed at run time), and the products are exact integers:
+//   y[m, n] = xs[m] * sum_g scales[n, g] * float(sum_{k in g} q[n, k] * xq[m, k] - zeros[n, g] * sum_{k in g} xq[m, k])
+//             + bias[n]
+// The reference sums the groups in increasing g in float. A different numeric contract from linear_w4 (x is
+// rounded to 8 bits: `joule --w4a8`, compress/ir/lower.h); same arguments, same checks.
+void linear_w4a8_ref(const float* x, int64_t M, int64_t K, const uint8_t* qweight, const float* scales,
+                     const uint8_t* zeros, int64_t N, int64_t group, const float* bias, float* y);
+// AVX-512 VNNI where the CPU has it and the group is a multiple of isa::kW4A8GroupMultiple (isa::w4a8_impl),
+// else the reference; OpenMP threads over N. The integer sums are the reference's; the float sums over groups
+// and lanes run in another order (relative ~1e-6 of sum_g |scale * (dot - zero * sum)|), independent of the
+// thread count.
+void linear_w4a8(const float* x, int64_t M, int64_t K, const uint8_t* qweight, const float* scales,
+                 const uint8_t* zeros, int64_t N, int64_t group, const float* bias, float* y);
+
+// The argument check every W4 function starts with (std::invalid_argument naming `fn`).
+void w4_check_args(const char* fn, int64_t M, int64_t N, int64_t K, int64_t group);
+
 }  // namespace joule::kernels
