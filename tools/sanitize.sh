@@ -4,6 +4,7 @@
 # in (halt_on_error), the CLI's included, since the tests run the instrumented `joule`.
 #
 # usage: tools/sanitize.sh [CTEST_REGEX]     (default: every C++ test; e.g. 'Security|Cli' for a subset)
+#        SANITIZE_JOBS=2 tools/sanitize.sh  (tests in parallel; default 1: each ASan process of LibTorch takes GBs)
 #
 # Options, and why:
 #   detect_leaks=0         LibTorch keeps process-lifetime allocations (op registry, JIT caches) that LeakSanitizer
@@ -30,6 +31,6 @@ ninja -C build-asan -t query joule_cuda_tests >/dev/null 2>&1 && targets+=(joule
 cmake --build build-asan --target "${targets[@]}"
 export ASAN_OPTIONS="detect_leaks=0:protect_shadow_gap=0:abort_on_error=0:halt_on_error=1:strict_string_checks=1:detect_stack_use_after_return=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-ctest --test-dir build-asan --output-on-failure -j1 --timeout 1800 \
+ctest --test-dir build-asan --output-on-failure -j"${SANITIZE_JOBS:-1}" --timeout 1800 \
   -E 'python|quantized_model_loads|hf_export|compressed_hf|pooling_modes' ${1:+-R "make_|$1"}
 echo "sanitize.sh: the suite is clean under ASan/UBSan"

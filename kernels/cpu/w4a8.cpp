@@ -34,7 +34,7 @@ namespace {
 
 constexpr int64_t kChunk = isa::kW4A8GroupMultiple;  // 128 weights = 64 packed bytes = one zmm per parity
 constexpr int64_t kChunkBytes = kChunk / 2;
-constexpr int64_t kXBlockBytes = 16 << 10;  // x slice per K block (the block's rows): a third of a 48 KiB L1
+constexpr int64_t kXBlockBytes = 64 << 10;  // x slice per K block (the block's rows), from L1 or L2
 constexpr int64_t kMBlock = 64;             // rows of x per block
 
 inline int nibble(const uint8_t* row, int64_t k) { return (row[k >> 1] >> ((k & 1) * 4)) & 0x0F; }
@@ -63,65 +63,93 @@ struct Args {
 template <int MR, int NR>
 JOULE_VNNI inline __attribute__((always_inline)) void chunk(const uint8_t* const (&p)[NR], const int8_t* xc,
                                                             __m512i (&s)[MR][NR]) {
+  // All weights unpacked first, then x row by row: 2 NR + 2 vector registers live beside the accumulators.
   const __m512i low = _mm512_set1_epi8(0x0F);
+  __m512i we[NR], wo[NR];
 #pragma GCC unroll 4
   for (int j = 0; j < NR; ++j) {
     const __m512i b = _mm512_loadu_si512(p[j]);
-    const __m512i we = _mm512_and_si512(b, low), wo = _mm512_and_si512(_mm512_srli_epi16(b, 4), low);
+    we[j] = _mm512_and_si512(b, low), wo[j] = _mm512_and_si512(_mm512_srli_epi16(b, 4), low);
+  }
 #pragma GCC unroll 4
-    for (int i = 0; i < MR; ++i) {
-      s[i][j] = _mm512_dpbusd_epi32(s[i][j], we, _mm512_loadu_si512(xc + kChunk * i));
-      s[i][j] = _mm512_dpbusd_epi32(s[i][j], wo, _mm512_loadu_si512(xc + kChunk * i + kChunkBytes));
+  for (int i = 0; i < MR; ++i) {
+    const __m512i xe = _mm512_loadu_si512(xc + kChunk * i), xo = _mm512_loadu_si512(xc + kChunk * i + kChunkBytes);
+#pragma GCC unroll 4
+    for (int j = 0; j < NR; ++j) {
+      s[i][j] = _mm512_dpbusd_epi32(s[i][j], we[j], xe);
+      s[i][j] = _mm512_dpbusd_epi32(s[i][j], wo[j], xo);
     }
   }
 }
 
 // MR rows of x (from m0) against NR weight rows (from n0), groups [g0, g1); adds to y (or starts it from the bias
-// at the first block).
+// at the first block). Every loop over i and j is unrolled, so that the accumulators stay in registers.
 template <int MR, int NR>
 JOULE_VNNI void tile(const Args& a, int64_t m0, int64_t n0, int64_t g0, int64_t g1) {
   __m512 f[MR][NR];
+#pragma GCC unroll 4
   for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
     for (int j = 0; j < NR; ++j) f[i][j] = _mm512_setzero_ps();
   const uint8_t* row[NR];
+#pragma GCC unroll 4
   for (int j = 0; j < NR; ++j) row[j] = a.qw + (n0 + j) * a.rb;
   for (int64_t g = g0; g < g1; ++g) {
     const int64_t o0 = g * a.group / 2, o1 = std::min(a.rb, (g + 1) * a.group / 2);
+    const int64_t ofull = o0 + (o1 - o0) / kChunkBytes * kChunkBytes;  // end of the whole chunks
     for (int64_t off = o0; off < o1; off += 64)
+#pragma GCC unroll 4
       for (int j = 0; j < NR; ++j) _mm_prefetch(reinterpret_cast<const char*>(row[j] + a.pf + off), _MM_HINT_T0);
     __m512i s[MR][NR];
+#pragma GCC unroll 4
     for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
       for (int j = 0; j < NR; ++j) s[i][j] = _mm512_setzero_si512();
-    for (int64_t o = o0; o < o1; o += kChunkBytes) {  // o: byte offset in the row, a multiple of 64
-      const int8_t* xc = a.xq + ((o / kChunkBytes) * a.M + m0) * kChunk;
+    const int8_t* xc = a.xq + (uint64_t(o0) / kChunkBytes * a.M + m0) * kChunk;  // chunk o0 / 64 of row m0
+    const int64_t xstep = a.M * kChunk;
+    for (int64_t o = o0; o < ofull; o += kChunkBytes, xc += xstep) {  // o: byte offset in the row
       const uint8_t* p[NR];
-      alignas(64) uint8_t tail[NR][kChunkBytes];
-      if (o + kChunkBytes <= a.rb) {
-        for (int j = 0; j < NR; ++j) p[j] = row[j] + o;
-      } else {  // the row's last, partial chunk: copied so the load stays inside the buffer (x is zero there)
-        for (int j = 0; j < NR; ++j) {
-          std::memset(tail[j], 0, kChunkBytes);
-          std::memcpy(tail[j], row[j] + o, size_t(a.rb - o));
-          p[j] = tail[j];
-        }
-      }
+#pragma GCC unroll 4
+      for (int j = 0; j < NR; ++j) p[j] = row[j] + o;
       chunk<MR, NR>(p, xc, s);
     }
+    if (ofull < o1) {  // the row's last, partial chunk: copied so the load stays inside the buffer (x is zero there)
+      alignas(64) uint8_t tail[NR][kChunkBytes] = {};
+      const uint8_t* p[NR];
+      for (int j = 0; j < NR; ++j) std::memcpy(tail[j], row[j] + ofull, size_t(o1 - ofull)), p[j] = tail[j];
+      chunk<MR, NR>(p, xc, s);
+    }
+#pragma GCC unroll 4
     for (int j = 0; j < NR; ++j) {
       const __m512 sv = _mm512_set1_ps(a.scales[(n0 + j) * a.ng + g]);
+#pragma GCC unroll 4
       for (int i = 0; i < MR; ++i) f[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[i][j]), sv, f[i][j]);
     }
   }
+  // The zero points, 16 groups per vector: f -= scale * zero * sum x, lane by lane, before the lanes are summed.
+  for (int64_t g = g0; g < g1; g += 16) {
+    const __mmask16 mk = g1 - g >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (g1 - g)) - 1);
+    __m512 sz[NR];
+#pragma GCC unroll 4
+    for (int j = 0; j < NR; ++j) {
+      const int64_t gi = (n0 + j) * a.ng + g;
+      const __m512 z = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mk, a.zeros + gi)));
+      sz[j] = _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, a.scales + gi), z);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < MR; ++i) {
+      const __m512 xv = _mm512_maskz_loadu_ps(mk, a.xsum + (m0 + i) * a.ng + g);
+#pragma GCC unroll 4
+      for (int j = 0; j < NR; ++j) f[i][j] = _mm512_fnmadd_ps(sz[j], xv, f[i][j]);
+    }
+  }
+#pragma GCC unroll 4
   for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
     for (int j = 0; j < NR; ++j) {
       const int64_t m = m0 + i, n = n0 + j;
-      const float* sc = a.scales + n * a.ng;
-      const uint8_t* z = a.zeros + n * a.ng;
-      const float* xsum = a.xsum + m * a.ng;
-      float corr = 0.0f;
-      for (int64_t g = g0; g < g1; ++g) corr += sc[g] * float(z[g]) * xsum[g];
       float& out = a.y[m * a.N + n];
-      out = (g0 > 0 ? out : (a.bias ? a.bias[n] : 0.0f)) + a.xs[m] * (_mm512_reduce_add_ps(f[i][j]) - corr);
+      out = (g0 > 0 ? out : (a.bias ? a.bias[n] : 0.0f)) + a.xs[m] * _mm512_reduce_add_ps(f[i][j]);
     }
 }
 
@@ -130,7 +158,8 @@ template <int NR>
 JOULE_VNNI void rows(const Args& a, int64_t m0, int64_t m1, int64_t n0, int64_t g0, int64_t g1) {
   for (int64_t m = m0; m < m1;) {
     const int64_t r = m1 - m;
-    if (NR <= 2 && r >= 4) tile<4, NR>(a, m, n0, g0, g1), m += 4;
+    if (NR == 1 && r >= 8) tile<8, 1>(a, m, n0, g0, g1), m += 8;
+    else if (NR <= 2 && r >= 4) tile<4, NR>(a, m, n0, g0, g1), m += 4;
     else if (r >= 2) tile<2, NR>(a, m, n0, g0, g1), m += 2;
     else tile<1, NR>(a, m, n0, g0, g1), m += 1;
   }
