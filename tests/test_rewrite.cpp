@@ -503,3 +503,47 @@ TEST(Lower, Bf16ComputeRoundsTheOperandsToBfloat16AndIsChosenByTheProcessSetting
   FileCheck().check("\"bf16\"")->check("joule::linear_float")->run(*low.module.get_method("forward").graph());
   FileCheck().check("\"fp32\"")->run(*lower_for_cpu(m).module.get_method("forward").graph());
 }
+
+// --w4a8: each joule::linear_w4 whose group the int8 kernel takes becomes joule::linear_w4a8 in the lowered copy,
+// which computes what linear_w4a8_ref does on the same buffers; groups it cannot take stay on float activations
+// and are counted; the model itself keeps linear_w4, and the default setting lowers nothing.
+TEST(Lower, W4A8ReplacesW4CallsWhoseGroupItTakesAndMatchesItsReference) {
+  if (!cpu_has_vnni()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  models::MlpConfig cfg;
+  cfg.d_in = 256, cfg.d_model = 256, cfg.hidden = 512, cfg.d_out = 16, cfg.blocks = 1, cfg.seed = 3;
+  auto m = models::build_mlp(cfg);
+  Context ctx;
+  // fc_in (K 256) and blocks.0.a (K 256) in groups of 128, blocks.0.b (K 512) in 64 by a second pass; head float.
+  QuantizePass(QuantizeOptions::from_json({{"scheme", "w4"}, {"group", 128}, {"exclude", {"head", "blocks.0.b"}}}))
+      .run(m, ctx);
+  QuantizePass(QuantizeOptions::from_json({{"scheme", "w4"}, {"group", 64}, {"include", "blocks.0.b"}})).run(m, ctx);
+  ASSERT_EQ(nodes_of(m, "joule::linear_w4").size(), 3u);
+  at::Tensor x = at::randn({7, 256}, at::make_generator<at::CPUGeneratorImpl>(13));
+  const at::Tensor float_act = test::forward(m, x);
+
+  EXPECT_EQ(lower_for_cpu(m).w4a8, 0);  // the default: float activations
+  set_w4_activations(W4Activations::Int8);
+  Lowered low = lower_for_cpu(m);
+  set_w4_activations(W4Activations::Float);
+  EXPECT_EQ(low.w4a8, 2);
+  EXPECT_EQ(low.w4_float, 1);
+  EXPECT_EQ(nodes_of(low.module, "joule::linear_w4a8").size(), 2u);
+  EXPECT_EQ(nodes_of(low.module, "joule::linear_w4").size(), 1u);
+  EXPECT_EQ(nodes_of(m, "joule::linear_w4").size(), 3u);  // the model is untouched
+
+  // The first layer alone, by the kernel reference on the model's own buffers.
+  static auto op = c10::Dispatcher::singleton().findSchemaOrThrow("joule::linear_w4a8", "");
+  at::Tensor q = get_tensor(m, "_joule_fc_in_weight_qweight"), sc = get_tensor(m, "_joule_fc_in_weight_scales");
+  at::Tensor z = get_tensor(m, "_joule_fc_in_weight_zeros"), b = get_tensor(m, "fc_in.bias");
+  torch::jit::Stack st{x, q, sc, z, int64_t{128}, int64_t{256}, b};
+  op.callBoxed(st);
+  at::Tensor want = at::empty({7, 256});
+  kernels::linear_w4a8_ref(x.data_ptr<float>(), 7, 256, q.data_ptr<uint8_t>(), sc.data_ptr<float>(),
+                           z.data_ptr<uint8_t>(), 256, 128, b.data_ptr<float>(), want.data_ptr<float>());
+  EXPECT_TRUE(at::allclose(st.at(0).toTensor(), want, 1e-4, 1e-4));
+  // The whole model: close to the float-activation run (8-bit x), not equal to it.
+  const at::Tensor int8_act = test::forward(low.module, x);
+  const double cos = (int8_act.flatten().dot(float_act.flatten()) / (int8_act.norm() * float_act.norm())).item<double>();
+  EXPECT_GT(cos, 0.999);
+  EXPECT_FALSE(int8_act.equal(float_act));
+}
