@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Joule against the CPU runtimes users deploy all-MiniLM-L6-v2 with, batch 1 and 32 at seq 128, same machine, same
 # threads, run back to back (Joule, PyTorch, ONNX Runtime, ... ROUNDS times) so drift on a shared machine hits all.
-# Joule: fp32, W8A8, W4 g128 and fp32 with --bf16 on its joule:: kernels and CPU lowering (joule_minilm_bench); PyTorch: fp32 and torch.ao
+# Joule: fp32, W8A8, W4 g128 (float activations, and int8 ones with --w4a8) and fp32 with --bf16 on its joule:: kernels and CPU lowering (joule_minilm_bench); PyTorch: fp32 and torch.ao
 # quantize_dynamic (int8); ONNX Runtime: the torch.onnx export in fp32 and after onnxruntime's quantize_dynamic
 # (int8 per-channel weights), all graph optimisations (bench/minilm_ort.py). With the STS-B dev file present, each
 # variant's Spearman too; file sizes of what each would ship. Speed-ups are against the fastest fp32 in the run.
@@ -38,18 +38,23 @@ done
 if [ -f "$stsb" ] && grep -q -w -E 'avx512_bf16|amx_bf16' /proc/cpuinfo; then
   build/bin/joule --bf16 --threads "$threads" eval stsb --model "$model" --data "$stsb" --json >"$tmp/bf16_stsb.json" 2>/dev/null
 fi
+# --w4a8 (W4 layers with int8 activations) where the CPU has AVX-512 VNNI: the W4 model's STS-B run that way.
+if [ -f "$stsb" ] && [ -f "$tmp/w4.pt" ] && grep -q -w avx512_vnni /proc/cpuinfo; then
+  build/bin/joule --w4a8 --threads "$threads" eval stsb --model "$tmp/w4.pt" --data "$stsb" --json >"$tmp/w4a8_stsb.json" 2>/dev/null
+fi
 cpu="$(lscpu | sed -n 's/^Model name: *//p' | head -1)"
 isa="$(grep -o -w -E 'avx2|avx512f|avx512_vnni|avx512_bf16|amx_int8|amx_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')"
 .venv/bin/python - "$tmp" "$rounds" "$cpu" "$isa" "$model" <<'PY'
 import json, os, statistics, sys
 tmp, rounds, cpu, isa, model = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
-schemes = {"0": "Joule fp32", "1": "Joule W8A8", "2": "Joule W4 g128", "3": "Joule --bf16 (float weights, bf16 linears)"}
+schemes = {"0": "Joule fp32", "1": "Joule W8A8", "2": "Joule W4 g128", "3": "Joule --bf16 (float weights, bf16 linears)",
+           "4": "Joule W4 g128 --w4a8 (int8 activations)"}
 rows, stsb, mib = {}, {}, {}
 peers = [("torch", "fp32", "PyTorch fp32"), ("torch", "dynamic_int8", "PyTorch quantize_dynamic int8"),
          ("ort", "ort_fp32", "ONNX Runtime fp32"), ("ort", "ort_int8", "ONNX Runtime int8 (quantize_dynamic)")]
 for r in range(1, rounds + 1):
     for b in json.load(open(f"{tmp}/joule_{r}.json"))["benchmarks"]:
-        if b.get("aggregate_name") != "median" or b.get("error_occurred"):  # scheme 3 is skipped without bf16
+        if b.get("aggregate_name") != "median" or b.get("error_occurred"):  # 3, 4 are skipped without bf16, VNNI
             continue
         args = dict(kv.split(":") for kv in b["run_name"].split("/")[1:] if ":" in kv)
         rows.setdefault(schemes[args["scheme"]], {}).setdefault(args["batch"], []).append(b["real_time"])
@@ -75,6 +80,9 @@ for s, name in (("w8a8", "Joule W8A8"), ("w4", "Joule W4 g128")):
 if os.path.exists(f"{tmp}/bf16_stsb.json"):
     stsb[schemes["3"]] = json.load(open(f"{tmp}/bf16_stsb.json"))["spearman"]
     mib[schemes["3"]] = mib.get("Joule fp32", 0)
+if os.path.exists(f"{tmp}/w4a8_stsb.json"):
+    stsb[schemes["4"]] = json.load(open(f"{tmp}/w4a8_stsb.json"))["spearman"]
+    mib[schemes["4"]] = mib.get("Joule W4 g128", 0)
 med = {name: {b: statistics.median(v) for b, v in per.items()} for name, per in rows.items()}
 fp32 = [n for n in med if "fp32" in n]
 best = {b: min(fp32, key=lambda n: med[n][b]) for b in ("1", "32")}
