@@ -372,17 +372,20 @@ TEST(W4A8, ReferenceMatchesDenseMatmulOnDequantizedOperands) {
         }
 }
 
-// The VNNI kernel against the reference: every tile (M = 1, 2 with 4 weight rows; passes of 4, 2, 1 with 2), M
-// past one 64-row block, K below one chunk, odd, not a multiple of 128 or of the group, several K blocks; N not a
-// multiple of the tile; zero weight rows; groups the kernel takes (128, 256, 2048) and one it leaves to the
-// reference (32: equal exactly); 1 and 2 threads, which must give identical results.
+// Both VNNI kernels against the reference. The row kernel (weights as stored): every tile (M = 1, 2 with 4
+// weight rows; passes of 4, 2, 1 with 2). The panel kernel (pack_w4a8): every tile (1 x 4, 2 x 4, 4 x 2 panels and
+// the 1-row and 1-panel remainders), N not a multiple of 16. Both: M past one 64-row block, K below one step or
+// chunk, odd, not a multiple of 8, 128 or the group; zero weight rows; groups each takes and ones it leaves to the
+// reference (equal exactly then); 1 and 2 threads, which must give identical results.
 TEST(W4A8, FastMatchesReferenceOnOddShapes) {
   std::mt19937 rng(42);
   int cases = 0;
-  for (int64_t M : {1, 2, 3, 4, 5, 7, 8, 16, 17, 65, 130})
-    for (int64_t K : {1, 3, 127, 128, 129, 255, 1000, 4100})
-      for (int64_t N : {1, 3, 4, 5, 17, 64})
-        for (int64_t group : {32, 128, 256, 2048}) {
+  for (bool pack : {false, true})
+  for (int64_t M : {1, 2, 3, 4, 5, 8, 17, 65, 130})
+    for (int64_t K : {1, 3, 129, 1000, 4100})
+      for (int64_t N : {1, 5, 17, 70})
+        for (int64_t group : {4, 8, 32, 128, 256, 2048}) {
+          if (M > 17 && K > 1000) continue;  // several K blocks: M = 65 with K = 1000 has them already
           const auto x = randn(M * K, rng), bias = randn(N, rng);
           auto wf = randn(N * K, rng, 0.1f);
           if (N > 2)
@@ -391,31 +394,66 @@ TEST(W4A8, FastMatchesReferenceOnOddShapes) {
           const auto w = dequantize(p);
           const auto xd = dequantized_rows_s8(x, M, K);
           const float* b = (cases % 2) ? bias.data() : nullptr;
+          const W4A8Packed pk = pack_w4a8(p.qweight.data(), p.scales.data(), p.zeros.data(), N, K, group);
+          const W4A8Packed* pkp = pack ? &pk : nullptr;
           std::vector<float> ref(M * N), fast1(M * N, NAN), fast2(M * N, NAN);
           linear_w4a8_ref(x.data(), M, K, p.qweight.data(), p.scales.data(), p.zeros.data(), N, group, b, ref.data());
           {
             ThreadCount tc(1);
-            linear_w4a8(x.data(), M, K, p.qweight.data(), p.scales.data(), p.zeros.data(), N, group, b, fast1.data());
+            linear_w4a8(x.data(), M, K, p.qweight.data(), p.scales.data(), p.zeros.data(), N, group, b, fast1.data(),
+                        pkp);
           }
           {
             ThreadCount tc(2);
-            linear_w4a8(x.data(), M, K, p.qweight.data(), p.scales.data(), p.zeros.data(), N, group, b, fast2.data());
+            linear_w4a8(x.data(), M, K, p.qweight.data(), p.scales.data(), p.zeros.data(), N, group, b, fast2.data(),
+                        pkp);
           }
+          const bool exact = isa::w4a8_impl(group, pack) == isa::W4A8Impl::kReference;
           for (int64_t m = 0; m < M; ++m)
             for (int64_t n = 0; n < N; ++n) {
               double mag = b ? std::fabs(b[n]) : 0.0;
               for (int64_t k = 0; k < K; ++k) mag += std::fabs(xd[m * K + k] * w[n * K + k]);
               const int64_t i = m * N + n;
-              ASSERT_EQ(fast1[i], fast2[i]) << "M=" << M << " K=" << K << " N=" << N << " group=" << group;
-              if (isa::w4a8_impl(group) == isa::W4A8Impl::kReference)
-                ASSERT_EQ(fast1[i], ref[i]) << "M=" << M << " K=" << K << " N=" << N << " group=" << group;
+              ASSERT_EQ(fast1[i], fast2[i]) << "pack=" << pack << " M=" << M << " K=" << K << " N=" << N
+                                            << " group=" << group;
+              if (exact)
+                ASSERT_EQ(fast1[i], ref[i]) << "pack=" << pack << " M=" << M << " K=" << K << " N=" << N
+                                            << " group=" << group;
               else
-                ASSERT_NEAR(fast1[i], ref[i], 1e-5 * mag + 1e-6)
-                    << "M=" << M << " K=" << K << " N=" << N << " group=" << group << " i=" << i;
+                ASSERT_NEAR(fast1[i], ref[i], 1e-5 * mag + 1e-6) << "pack=" << pack << " M=" << M << " K=" << K
+                                                                 << " N=" << N << " group=" << group << " i=" << i;
             }
           ++cases;
         }
-  EXPECT_EQ(cases, 11 * 8 * 6 * 4);
+  EXPECT_EQ(cases, 2 * (9 * 5 - 2) * 4 * 6);
+}
+
+// The packed layout by hand: output column c of a panel, k = 8 t + b (b < 4) in the low nibble of byte 4c + b of
+// step t, k = 8 t + 4 + b in its high nibble; past N and K zero; scales and scale x zero per panel and group.
+TEST(W4A8, PackedLayoutByHand) {
+  const int64_t N = 17, K = 12, group = 8;
+  std::vector<uint8_t> codes(N * K);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t k = 0; k < K; ++k) codes[n * K + k] = uint8_t((n + 3 * k) % 16);
+  std::vector<uint8_t> qw(N * w4_row_bytes(K)), zeros(N * 2);
+  pack_w4(codes.data(), N, K, qw.data());
+  std::vector<float> scales(N * 2);
+  for (int64_t i = 0; i < N * 2; ++i) scales[i] = 0.5f + float(i), zeros[i] = uint8_t(i % 16);
+  const W4A8Packed pk = pack_w4a8(qw.data(), scales.data(), zeros.data(), N, K, group);
+  ASSERT_EQ(pk.w.size(), size_t(2 * 2 * 64));  // 2 panels x 2 steps (K 12 -> 16) x 64 bytes
+  auto code_at = [&](int64_t n, int64_t k) -> int { return n < N && k < K ? codes[n * K + k] : 0; };
+  for (int64_t p = 0; p < 2; ++p)
+    for (int64_t t = 0; t < 2; ++t)
+      for (int64_t c = 0; c < 16; ++c)
+        for (int64_t b = 0; b < 4; ++b) {
+          const uint8_t byte = pk.w[(p * 2 + t) * 64 + 4 * c + b];
+          ASSERT_EQ(byte & 15, code_at(16 * p + c, 8 * t + b)) << p << " " << t << " " << c << " " << b;
+          ASSERT_EQ(byte >> 4, code_at(16 * p + c, 8 * t + 4 + b)) << p << " " << t << " " << c << " " << b;
+        }
+  ASSERT_EQ(pk.scale.size(), size_t(2 * 2 * 16));
+  EXPECT_EQ(pk.scale[(1 * 2 + 1) * 16 + 0], scales[16 * 2 + 1]);  // column 16 = panel 1, column 0; group 1
+  EXPECT_EQ(pk.sz[(1 * 2 + 1) * 16 + 0], scales[16 * 2 + 1] * float(zeros[16 * 2 + 1]));
+  EXPECT_EQ(pk.scale[(1 * 2 + 0) * 16 + 1], 0.0f);  // column 17: past N
 }
 
 // A NaN in x is skipped by its row's scale and quantizes to 0; a row holding an Inf gets scale Inf and NaN

@@ -17,6 +17,7 @@
 #include "kernels/formats/formats.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/sp24.h"
+#include "kernels/cpu/isa.h"
 #include "kernels/cpu/w4.h"
 #include "kernels/cpu/w8a8.h"
 
@@ -109,9 +110,25 @@ at::Tensor linear_w4_cpu(const at::Tensor& x, const at::Tensor& qweight, const a
               "linear_w4: zeros must be contiguous uint8 [", N, ", ", G, "], got ", zeros.scalar_type(), " ", zeros.sizes());
   at::Tensor x2 = float_rows(x, K, "linear_w4");
   at::Tensor y = at::empty({x2.size(0), N}, x.options());
-  const auto kernel = kInt8Activations ? kernels::linear_w4a8 : kernels::linear_w4;
-  kernel(x2.data_ptr<float>(), x2.size(0), K, qweight.data_ptr<uint8_t>(), scales.data_ptr<float>(), zeros.data_ptr<uint8_t>(),
-         N, group_size, bias_ptr(bias, N, "linear_w4"), y.data_ptr<float>());
+  const float* b = bias_ptr(bias, N, "linear_w4");
+  if constexpr (kInt8Activations) {
+    // The panels of qweight with its scales and zeros (pack_w4a8), made on the first call and kept while they live.
+    static PackCache<kernels::W4A8Packed> packs;
+    std::shared_ptr<const kernels::W4A8Packed> packed;
+    if (kernels::isa::w4a8_impl(group_size, true) == kernels::isa::W4A8Impl::kPanelVnni)
+      packed = packs.get(
+          qweight,
+          [&] {
+            return kernels::pack_w4a8(qweight.data_ptr<uint8_t>(), scales.data_ptr<float>(),
+                                      zeros.data_ptr<uint8_t>(), N, K, group_size);
+          },
+          {scales, zeros});
+    kernels::linear_w4a8(x2.data_ptr<float>(), x2.size(0), K, qweight.data_ptr<uint8_t>(), scales.data_ptr<float>(),
+                         zeros.data_ptr<uint8_t>(), N, group_size, b, y.data_ptr<float>(), packed.get());
+  } else {
+    kernels::linear_w4(x2.data_ptr<float>(), x2.size(0), K, qweight.data_ptr<uint8_t>(), scales.data_ptr<float>(),
+                       zeros.data_ptr<uint8_t>(), N, group_size, b, y.data_ptr<float>());
+  }
   return y.view(out_shape(x, N));
 }
 

@@ -7,6 +7,7 @@
 // touches any buffer. Shapes must be >= 0; M, N or K may be 0.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "kernels/formats/formats.h"
 
@@ -55,12 +56,28 @@ void linear_w4(const float* x, int64_t M, int64_t K, const uint8_t* qweight, con
 // rounded to 8 bits: `joule --w4a8`, compress/ir/lower.h); same arguments, same checks.
 void linear_w4a8_ref(const float* x, int64_t M, int64_t K, const uint8_t* qweight, const float* scales,
                      const uint8_t* zeros, int64_t N, int64_t group, const float* bias, float* y);
-// AVX-512 VNNI where the CPU has it and the group is a multiple of isa::kW4A8GroupMultiple (isa::w4a8_impl),
-// else the reference; OpenMP threads over N. The integer sums are the reference's; the float sums over groups
-// and lanes run in another order (relative ~1e-6 of sum_g |scale * (dot - zero * sum)|), independent of the
-// thread count.
+// The weights repacked once for the W4A8 panel kernel (pack_w4a8): per 16 output columns (a panel) and 8 k, 64
+// bytes, byte 4c + b of output column c holding the codes of k0 + b (low nibble) and k0 + 4 + b (high nibble), so
+// that the two nibble halves are vpdpbusd operands with the columns in the lanes; codes past N or K are 0. Beside
+// them each panel's scales and scale x zero per group, [panel][group][16] floats (0 past N). As many bytes as the
+// nibbles, plus 8 per weight group.
+struct W4A8Packed {
+  int64_t N = 0, K = 0, group = 0;
+  std::vector<uint8_t> w;       // [ceil(N/16)][ceil(K/8)][64]
+  std::vector<float> scale, sz;  // [ceil(N/16)][ceil(K/G)][16]
+};
+W4A8Packed pack_w4a8(const uint8_t* qweight, const float* scales, const uint8_t* zeros, int64_t N, int64_t K,
+                     int64_t group);
+
+// AVX-512 VNNI where the CPU has it (isa::w4a8_impl), else the reference; OpenMP threads over N. With `packed`
+// (pack_w4a8 of these very arguments) any group >= 8 runs the panel kernel: x broadcast 4 bytes at a time against
+// 16 output columns, one conversion per group and column vector, no horizontal sums. Without it, groups that are a
+// multiple of isa::kW4A8GroupMultiple run on the row layout (k in the lanes, the weights read as stored). The
+// integer sums are the reference's; the float sums over groups and lanes run in another order (relative ~1e-6 of
+// sum_g |scale * (dot - zero * sum)|), independent of the thread count.
 void linear_w4a8(const float* x, int64_t M, int64_t K, const uint8_t* qweight, const float* scales,
-                 const uint8_t* zeros, int64_t N, int64_t group, const float* bias, float* y);
+                 const uint8_t* zeros, int64_t N, int64_t group, const float* bias, float* y,
+                 const W4A8Packed* packed = nullptr);
 
 // The argument check every W4 function starts with (std::invalid_argument naming `fn`).
 void w4_check_args(const char* fn, int64_t M, int64_t N, int64_t K, int64_t group);

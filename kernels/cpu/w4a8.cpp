@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <stdexcept>
 #include <vector>
 
 #include "kernels/cpu/isa.h"
@@ -247,7 +248,188 @@ void linear_w4a8_vnni(const float* x, int64_t M, int64_t K, const uint8_t* qweig
     run<1>(a, parallel);
 }
 
+
+// ---------------------------------------------------------------------------------- panel kernel (packed)
+// Output columns in the lanes, as in the W8A8 VNNI GEMM: per 8 k a panel's 64 bytes give two code vectors (16
+// columns x 4 k each) against x[m, k..k+3] and x[m, k+4..k+7] broadcast, so a group's conversion and scaling is
+// shared by 2 x group / 8 vpdpbusd per row and panel, and the accumulators are the outputs themselves.
+constexpr int64_t kPanel = 16;       // output columns per panel
+constexpr int64_t kStep = 8;         // k per 64 packed bytes
+constexpr int64_t kPanelBytes = 64;
+
+struct PanelArgs {
+  const int8_t* xq;    // [M, kp] x's codes, zero past K
+  int64_t kp;          // K rounded up to 8
+  const float* xs;     // [M]
+  const float* xsum;   // [M, ng]
+  const W4A8Packed* pk;
+  int64_t ng, panels, N;
+  const float* bias;
+  float* y;
+};
+
+inline int32_t load4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// MR rows of x (from m0) against NP panels (from p0), the whole of K.
+template <int MR, int NP>
+JOULE_VNNI void panel_tile(const PanelArgs& a, int64_t m0, int64_t p0) {
+  const W4A8Packed& pk = *a.pk;
+  const int64_t steps = a.kp / kStep, gsteps = pk.group / kStep;
+  const __m512i low = _mm512_set1_epi8(0x0F);
+  __m512 f[MR][NP];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int p = 0; p < NP; ++p) f[i][p] = _mm512_setzero_ps();
+  const uint8_t* wp[NP];
+#pragma GCC unroll 4
+  for (int p = 0; p < NP; ++p) wp[p] = pk.w.data() + (p0 + p) * steps * kPanelBytes;
+  const int8_t* xr = a.xq + m0 * a.kp;
+  for (int64_t g = 0; g < a.ng; ++g) {
+    __m512i s[MR][NP];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+      for (int p = 0; p < NP; ++p) s[i][p] = _mm512_setzero_si512();
+    const int64_t t1 = std::min(steps, (g + 1) * gsteps);
+    for (int64_t t = g * gsteps; t < t1; ++t) {
+      __m512i lo[NP], hi[NP];
+#pragma GCC unroll 4
+      for (int p = 0; p < NP; ++p) {
+        const __m512i b = _mm512_loadu_si512(wp[p] + t * kPanelBytes);
+        _mm_prefetch(reinterpret_cast<const char*>(wp[p] + t * kPanelBytes + 1024), _MM_HINT_T0);
+        lo[p] = _mm512_and_si512(b, low), hi[p] = _mm512_and_si512(_mm512_srli_epi16(b, 4), low);
+      }
+#pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i) {
+        const int8_t* xk = xr + i * a.kp + t * kStep;
+        const __m512i xl = _mm512_set1_epi32(load4(xk)), xh = _mm512_set1_epi32(load4(xk + 4));
+#pragma GCC unroll 4
+        for (int p = 0; p < NP; ++p) {
+          s[i][p] = _mm512_dpbusd_epi32(s[i][p], lo[p], xl);
+          s[i][p] = _mm512_dpbusd_epi32(s[i][p], hi[p], xh);
+        }
+      }
+    }
+#pragma GCC unroll 4
+    for (int p = 0; p < NP; ++p) {
+      const int64_t o = ((p0 + p) * a.ng + g) * kPanel;
+      const __m512 sc = _mm512_loadu_ps(pk.scale.data() + o), sz = _mm512_loadu_ps(pk.sz.data() + o);
+#pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i) {
+        f[i][p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[i][p]), sc, f[i][p]);
+        f[i][p] = _mm512_fnmadd_ps(sz, _mm512_set1_ps(a.xsum[(m0 + i) * a.ng + g]), f[i][p]);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int p = 0; p < NP; ++p) {
+    const int64_t n0 = (p0 + p) * kPanel, nv = std::min(kPanel, a.N - n0);
+    const __mmask16 mk = nv == kPanel ? __mmask16(0xFFFF) : __mmask16((1u << nv) - 1);
+    const __m512 b = a.bias ? _mm512_maskz_loadu_ps(mk, a.bias + n0) : _mm512_setzero_ps();
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i)
+      _mm512_mask_storeu_ps(a.y + (m0 + i) * a.N + n0, mk,
+                            _mm512_fmadd_ps(f[i][p], _mm512_set1_ps(a.xs[m0 + i]), b));
+  }
+}
+#pragma GCC diagnostic pop
+
+// Rows [m0, m1) against panels [p0, p0 + NP): passes of up to MR rows.
+template <int MR, int NP>
+JOULE_VNNI void panel_rows(const PanelArgs& a, int64_t m0, int64_t m1, int64_t p0) {
+  int64_t m = m0;
+  for (; m + MR <= m1; m += MR) panel_tile<MR, NP>(a, m, p0);
+  for (; m < m1; ++m) panel_tile<1, NP>(a, m, p0);
+}
+
+template <int MR, int NP>
+JOULE_VNNI void panel_run(const PanelArgs& a, int64_t M, bool parallel) {
+  const int64_t tiles = (a.panels + NP - 1) / NP;
+#pragma omp parallel if (parallel)
+  {
+    const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t t0 = tiles * t / nt, t1 = tiles * (t + 1) / nt;
+    for (int64_t m0 = 0; m0 < M; m0 += kMBlock) {  // a block's rows of x stay in L2 while its tiles pass
+      const int64_t m1 = std::min(M, m0 + kMBlock);
+      for (int64_t b = t0; b < t1; ++b) {
+        const int64_t p0 = b * NP;
+        if (p0 + NP <= a.panels)
+          panel_rows<MR, NP>(a, m0, m1, p0);
+        else
+          for (int64_t p = p0; p < a.panels; ++p) panel_rows<MR, 1>(a, m0, m1, p);
+      }
+    }
+  }
+}
+
+// x's codes, zero-padded to whole 8-k steps, and each row's sum per group.
+void panel_x(const float* x, int64_t M, int64_t K, int64_t kp, int64_t ng, int64_t group, int8_t* xq, float* xs,
+             float* xsum) {
+  quantize_rows_s8(x, M, K, xq, xs);  // [M, K] first, then spread to [M, kp] from the last row back
+  if (kp != K)
+    for (int64_t m = M - 1; m >= 0; --m) {
+      std::memmove(xq + m * kp, xq + m * K, size_t(K));
+      std::memset(xq + m * kp + K, 0, size_t(kp - K));
+    }
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t g = 0; g < ng; ++g) {
+      int32_t sum = 0;
+      for (int64_t k = g * group; k < std::min(K, (g + 1) * group); ++k) sum += xq[m * kp + k];
+      xsum[m * ng + g] = float(sum);
+    }
+}
+
+void linear_w4a8_panel(const float* x, int64_t M, int64_t K, const W4A8Packed& pk, int64_t N, const float* bias,
+                       float* y, bool parallel) {
+  const int64_t kp = (K + kStep - 1) / kStep * kStep, ng = w4_groups(K, pk.group);
+  thread_local Scratch q_scratch, xs_scratch, xsum_scratch;
+  int8_t* xq = q_scratch.get<int8_t>(size_t(M * kp));
+  float* xs = xs_scratch.get<float>(size_t(M));
+  float* xsum = xsum_scratch.get<float>(size_t(M * ng));
+  panel_x(x, M, K, kp, ng, pk.group, xq, xs, xsum);
+  const PanelArgs a{xq, kp, xs, xsum, &pk, ng, (N + kPanel - 1) / kPanel, N, bias, y};
+  if (M == 1)
+    panel_run<1, 4>(a, M, parallel);
+  else if (M < 4)
+    panel_run<2, 4>(a, M, parallel);
+  else
+    panel_run<4, 2>(a, M, parallel);
+}
+
 }  // namespace
+
+W4A8Packed pack_w4a8(const uint8_t* qweight, const float* scales, const uint8_t* zeros, int64_t N, int64_t K,
+                     int64_t group) {
+  w4_check_args("pack_w4a8", 0, N, K, group);
+  W4A8Packed pk;
+  pk.N = N, pk.K = K, pk.group = group;
+  const int64_t panels = (N + kPanel - 1) / kPanel, steps = (K + kStep - 1) / kStep, ng = w4_groups(K, group);
+  const int64_t rb = w4_row_bytes(K);
+  pk.w.assign(size_t(panels * steps * kPanelBytes), 0);
+  pk.scale.assign(size_t(panels * ng * kPanel), 0.0f);
+  pk.sz.assign(size_t(panels * ng * kPanel), 0.0f);
+  for (int64_t n = 0; n < N; ++n) {
+    const int64_t p = n / kPanel, c = n % kPanel;
+    for (int64_t k = 0; k < K; ++k) {
+      const int64_t t = k / kStep, b = k % 4, high = (k % kStep) / 4;
+      pk.w[size_t((p * steps + t) * kPanelBytes + 4 * c + b)] |= uint8_t(nibble(qweight + n * rb, k) << (4 * high));
+    }
+    for (int64_t g = 0; g < ng; ++g) {
+      const size_t o = size_t((p * ng + g) * kPanel + c);
+      pk.scale[o] = scales[n * ng + g];
+      pk.sz[o] = scales[n * ng + g] * float(zeros[n * ng + g]);
+    }
+  }
+  return pk;
+}
 
 void linear_w4a8_ref(const float* x, int64_t M, int64_t K, const uint8_t* qweight, const float* scales,
                      const uint8_t* zeros, int64_t N, int64_t group, const float* bias, float* y) {
@@ -272,13 +454,20 @@ void linear_w4a8_ref(const float* x, int64_t M, int64_t K, const uint8_t* qweigh
 }
 
 void linear_w4a8(const float* x, int64_t M, int64_t K, const uint8_t* qweight, const float* scales,
-                 const uint8_t* zeros, int64_t N, int64_t group, const float* bias, float* y) {
+                 const uint8_t* zeros, int64_t N, int64_t group, const float* bias, float* y,
+                 const W4A8Packed* packed) {
   w4_check_args("linear_w4a8", M, N, K, group);
+  if (packed && (packed->N != N || packed->K != K || packed->group != group))
+    throw std::invalid_argument("linear_w4a8: the packed weights are of another shape or group");
   if (M == 0 || N == 0) return;
-  if (K == 0 || isa::w4a8_impl(group) == isa::W4A8Impl::kReference)
+  const isa::W4A8Impl impl = isa::w4a8_impl(group, packed != nullptr);
+  if (K == 0 || impl == isa::W4A8Impl::kReference)
     return linear_w4a8_ref(x, M, K, qweight, scales, zeros, N, group, bias, y);
   const bool parallel = M * N * K >= (int64_t{1} << 15) && omp_get_max_threads() > 1;
-  linear_w4a8_vnni(x, M, K, qweight, scales, zeros, N, group, bias, y, parallel);
+  if (impl == isa::W4A8Impl::kPanelVnni)
+    linear_w4a8_panel(x, M, K, *packed, N, bias, y, parallel);
+  else
+    linear_w4a8_vnni(x, M, K, qweight, scales, zeros, N, group, bias, y, parallel);
 }
 
 }  // namespace joule::kernels
