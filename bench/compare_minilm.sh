@@ -101,7 +101,7 @@ for name in med:
           f"| {s} | {f} |")
 print()
 for j, peer in (("Joule W8A8", "ONNX Runtime int8 (quantize_dynamic)"), ("Joule fp32", "ONNX Runtime fp32"),
-                (schemes["3"], "ONNX Runtime fp32")):
+                (schemes["3"], "ONNX Runtime fp32"), (schemes["4"], "ONNX Runtime int8 (quantize_dynamic)")):
     if j not in med:
         continue
     print(f"{j} vs {peer}: batch 1 {med[peer]['1'] / med[j]['1']:.2f}x, batch 32 {med[peer]['32'] / med[j]['32']:.2f}x")
