@@ -344,7 +344,7 @@ TEST(W4A8, ReferenceByHand) {
   EXPECT_NEAR(y, 15.5f + bias, 0.05f);  // the float product x . w, up to x's 8-bit rounding
   float fast = NAN;
   linear_w4a8(x.data(), 1, 4, qw.data(), scales.data(), zeros.data(), 1, 4, &bias, &fast);
-  EXPECT_EQ(fast, y);  // group 4: not a multiple of 128, so the reference runs
+  EXPECT_EQ(fast, y);  // group 4: below the kernel's 8, so the reference runs
 }
 
 // The reference is the float product of the dequantized operands: x rounded per row to int8, W dequantized.
@@ -372,11 +372,10 @@ TEST(W4A8, ReferenceMatchesDenseMatmulOnDequantizedOperands) {
         }
 }
 
-// Both VNNI kernels against the reference. The row kernel (weights as stored): every tile (M = 1, 2 with 4
-// weight rows; passes of 4, 2, 1 with 2). The panel kernel (pack_w4a8): every tile (1 x 4, 2 x 4, 4 x 2 panels and
-// the 1-row and 1-panel remainders), N not a multiple of 16. Both: M past one 64-row block, K below one step or
-// chunk, odd, not a multiple of 8, 128 or the group; zero weight rows; groups each takes and ones it leaves to the
-// reference (equal exactly then); 1 and 2 threads, which must give identical results.
+// The VNNI kernel against the reference, on weights packed by the caller (as the op's cache does) or by the
+// kernel: every tile (1 x 4, 2 x 4, 4 x 2 panels, the 1-row and 1-panel remainders), N not a multiple of 16, M past
+// one 64-row block, K below one 8-k step, odd, not a multiple of 8 or of the group; zero weight rows; groups it
+// takes and one it leaves to the reference (4: equal exactly then); 1 and 2 threads, which must agree bit for bit.
 TEST(W4A8, FastMatchesReferenceOnOddShapes) {
   std::mt19937 rng(42);
   int cases = 0;
@@ -408,7 +407,7 @@ TEST(W4A8, FastMatchesReferenceOnOddShapes) {
             linear_w4a8(x.data(), M, K, p.qweight.data(), p.scales.data(), p.zeros.data(), N, group, b, fast2.data(),
                         pkp);
           }
-          const bool exact = isa::w4a8_impl(group, pack) == isa::W4A8Impl::kReference;
+          const bool exact = isa::w4a8_impl(group) == isa::W4A8Impl::kReference;
           for (int64_t m = 0; m < M; ++m)
             for (int64_t n = 0; n < N; ++n) {
               double mag = b ? std::fabs(b[n]) : 0.0;

@@ -90,7 +90,7 @@ Lowered lower_for_cpu(const torch::jit::Module& m) {
       if (w4_int8 && n->kind() == w4) {
         auto group = torch::jit::toIValue(n->input(ops::linear_w4().index("group_size")));
         if (group && group->isInt() &&
-            kernels::isa::w4a8_impl(group->toInt(), /*packed=*/true) == kernels::isa::W4A8Impl::kPanelVnni)
+            kernels::isa::w4a8_impl(group->toInt()) == kernels::isa::W4A8Impl::kPanelVnni)
           w4_nodes.push_back(n);
         else
           ++out.w4_float;

@@ -71,10 +71,9 @@ bool w8a8_vnni_available() {
 
 void set_w4_avx512(bool on) { w4_avx512_on.store(on, std::memory_order_relaxed); }
 
-W4A8Impl w4a8_impl(int64_t group, bool packed) {
-  if (!cpu_features().avx512_vnni() || group > kW4A8MaxGroup) return W4A8Impl::kReference;
-  if (packed) return group >= kW4A8PanelMinGroup ? W4A8Impl::kPanelVnni : W4A8Impl::kReference;
-  return group % kW4A8GroupMultiple == 0 ? W4A8Impl::kAvx512Vnni : W4A8Impl::kReference;
+W4A8Impl w4a8_impl(int64_t group) {
+  return cpu_features().avx512_vnni() && group >= kW4A8MinGroup && group <= kW4A8MaxGroup ? W4A8Impl::kPanelVnni
+                                                                                           : W4A8Impl::kReference;
 }
 
 W4Impl w4_impl(int64_t M, int64_t group) {

@@ -45,9 +45,8 @@ constexpr int64_t kW4GemvMaxM = 4;        // from M = 5 the W4 panel GEMM beats 
 constexpr int64_t kW4GemvMinGroup = 16;   // the W4 GEMV reads 16-weight chunks that never straddle a group
 constexpr int64_t kW4Gemv512MaxM = 16;    // the AVX-512 GEMV streams the weights once for up to 16 rows of x
 constexpr int64_t kW4Gemv512MinGroup = 32;  // and reads 32-weight chunks
-constexpr int64_t kW4A8GroupMultiple = 128;  // the W4A8 kernel reads 128-weight chunks that never straddle a group
+constexpr int64_t kW4A8MinGroup = 8;         // the W4A8 kernel steps 8 k at a time, within one group
 constexpr int64_t kW4A8MaxGroup = 65536;     // its int32 lanes hold a group's products exactly (and in float)
-constexpr int64_t kW4A8PanelMinGroup = 8;    // the packed W4A8 kernel steps 8 k at a time
 constexpr int64_t kSp24TileMinRows = 4;   // below this many rows of x, SP24 runs its one-row tiles
 
 // ---- one dispatch function per kernel family ------------------------------------------------------------------
@@ -77,12 +76,11 @@ W4Impl w4_impl(int64_t M, int64_t group);
 // The test switch for the AVX-512 GEMV (default on), so that tests reach the AVX2 GEMV on such CPUs too.
 void set_w4_avx512(bool on);
 
-// W4A8 linear_w4a8 for group size `group` (already validated), with the weights packed (pack_w4a8) or not:
-//   kPanelVnni   packed, group >= kW4A8PanelMinGroup and <= kW4A8MaxGroup, on a CPU with AVX-512 VNNI
-//   kAvx512Vnni  not packed, group a multiple of kW4A8GroupMultiple and <= kW4A8MaxGroup, AVX-512 VNNI
+// W4A8 linear_w4a8 for group size `group` (already validated):
+//   kPanelVnni   kW4A8MinGroup <= group <= kW4A8MaxGroup on a CPU with AVX-512 VNNI
 //   kReference   otherwise
-enum class W4A8Impl { kReference, kAvx512Vnni, kPanelVnni };
-W4A8Impl w4a8_impl(int64_t group, bool packed = false);
+enum class W4A8Impl { kReference, kPanelVnni };
+W4A8Impl w4a8_impl(int64_t group);
 
 // SP24 linear_sp24 for M rows of x (every path is bit-identical to the reference):
 //   kReference   JOULE_CPU_ISA=scalar only

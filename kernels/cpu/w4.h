@@ -69,12 +69,11 @@ struct W4A8Packed {
 W4A8Packed pack_w4a8(const uint8_t* qweight, const float* scales, const uint8_t* zeros, int64_t N, int64_t K,
                      int64_t group);
 
-// AVX-512 VNNI where the CPU has it (isa::w4a8_impl), else the reference; OpenMP threads over N. With `packed`
-// (pack_w4a8 of these very arguments) any group >= 8 runs the panel kernel: x broadcast 4 bytes at a time against
-// 16 output columns, one conversion per group and column vector, no horizontal sums. Without it, groups that are a
-// multiple of isa::kW4A8GroupMultiple run on the row layout (k in the lanes, the weights read as stored). The
-// integer sums are the reference's; the float sums over groups and lanes run in another order (relative ~1e-6 of
-// sum_g |scale * (dot - zero * sum)|), independent of the thread count.
+// AVX-512 VNNI for groups of 8 and more where the CPU has it (isa::w4a8_impl), else the reference; OpenMP threads
+// over N. It runs on `packed` (pack_w4a8 of these very arguments: the op caches it per weight), or packs the
+// weights itself first (one pass over them: for callers without a cache). The integer sums are the reference's;
+// the float sums over groups run in another order (relative ~1e-6 of sum_g |scale * (dot - zero * sum)|), the
+// same for any thread count.
 void linear_w4a8(const float* x, int64_t M, int64_t K, const uint8_t* qweight, const float* scales,
                  const uint8_t* zeros, int64_t N, int64_t group, const float* bias, float* y,
                  const W4A8Packed* packed = nullptr);
