@@ -78,6 +78,14 @@ TEST(Report, SizeChangesAndSlowdownsAreSaidAsTheyAre) {
   std::string w = joule::slowdown_warning(p.before, p.after, &ratio);
   EXPECT_DOUBLE_EQ(ratio, 2.6);
   EXPECT_NE(w.find("2.60x slower"), std::string::npos) << w;
+  EXPECT_EQ(w.find("--w4a8"), std::string::npos) << w;
+  // A W4 model that ran with float activations is pointed at --w4a8; one that ran with int8 ones is not.
+  joule::Metrics w4 = p.after;
+  w4.w4_float_activations = 36;
+  EXPECT_NE(joule::slowdown_warning(p.before, w4).find("its 36 W4 layers ran with float activations (`joule --w4a8`"),
+            std::string::npos);
+  w4.w4_int8_activations = 36, w4.w4_float_activations = 0;
+  EXPECT_EQ(joule::slowdown_warning(p.before, w4).find("--w4a8"), std::string::npos);
   auto j = r.to_json()["passes"][0];
   EXPECT_EQ(j["slower"], true);
   EXPECT_DOUBLE_EQ(j["latency_ratio"].get<double>(), 2.6);

@@ -522,7 +522,9 @@ TEST(Lower, W4A8ReplacesW4CallsWhoseGroupItTakesAndMatchesItsReference) {
   at::Tensor x = at::randn({7, 256}, at::make_generator<at::CPUGeneratorImpl>(13));
   const at::Tensor float_act = test::forward(m, x);
 
-  EXPECT_EQ(lower_for_cpu(m).w4a8, 0);  // the default: float activations
+  const Lowered by_default = lower_for_cpu(m);  // the default: float activations, every W4 layer counted
+  EXPECT_EQ(by_default.w4a8, 0);
+  EXPECT_EQ(by_default.w4_float, 3);
   set_w4_activations(W4Activations::Int8);
   Lowered low = lower_for_cpu(m);
   set_w4_activations(W4Activations::Float);

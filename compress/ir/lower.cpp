@@ -87,9 +87,9 @@ Lowered lower_for_cpu(const torch::jit::Module& m) {
             linears.push_back(n);
         }
       if (lowerable_attention(n)) attentions.push_back(n);
-      if (w4_int8 && n->kind() == w4) {
+      if (n->kind() == w4) {
         auto group = torch::jit::toIValue(n->input(ops::linear_w4().index("group_size")));
-        if (group && group->isInt() &&
+        if (w4_int8 && group && group->isInt() &&
             kernels::isa::w4a8_impl(group->toInt()) == kernels::isa::W4A8Impl::kPanelVnni)
           w4_nodes.push_back(n);
         else
@@ -99,7 +99,7 @@ Lowered lower_for_cpu(const torch::jit::Module& m) {
     }
   };
   walk(g->block());
-  if (linears.empty() && attentions.empty() && w4_nodes.empty()) return out;
+  if (linears.empty() && attentions.empty() && w4_nodes.empty()) return out;  // w4_float counted all the same
   Value* compute = g->insertConstant(std::string(float_compute() == FloatCompute::Bf16 ? "bf16" : "fp32"));
   compute->node()->moveBefore(g->block()->nodes().front());
   for (Node* n : linears) {

@@ -41,7 +41,7 @@ struct Lowered {
   int fused_gelu = 0;         // of those, the ones with their GELU fused
   int attention = 0;          // aten::scaled_dot_product_attention nodes now joule::attention_f32
   int w4a8 = 0;               // joule::linear_w4 nodes now joule::linear_w4a8 (W4Activations::Int8)
-  int w4_float = 0;           // under W4Activations::Int8, linear_w4 nodes left on float activations (their group)
+  int w4_float = 0;           // linear_w4 nodes left on float activations (the setting, or under Int8 their group)
 };
 
 Lowered lower_for_cpu(const torch::jit::Module& m);

@@ -103,7 +103,11 @@ std::string slowdown_warning(const Metrics& before, const Metrics& after, double
   if (!(after.latency_p10_ms > before.latency_p90_ms && r >= 1.05)) return "";
   return fmt::format("the model is {:.2f}x slower after this pass on the measured device ({:.3f} -> {:.3f} ms median, "
                      "p10 {:.3f} above the input's p90 {:.3f})", r, before.latency_ms, after.latency_ms,
-                     after.latency_p10_ms, before.latency_p90_ms);
+                     after.latency_p10_ms, before.latency_p90_ms) +
+         (after.w4_float_activations > 0 && after.w4_int8_activations == 0
+              ? fmt::format("; its {} W4 layers ran with float activations (`joule --w4a8` runs them with int8 "
+                            "ones on CPUs with AVX-512 VNNI)", after.w4_float_activations)
+              : std::string());
 }
 
 std::string size_change(int64_t before, int64_t after) {

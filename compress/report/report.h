@@ -55,7 +55,7 @@ struct Metrics {
   // those with GELU fused, attention nodes run as joule::attention_f32; the rest ran as the model has them.
   int float_linears_lowered = 0, gelu_fused = 0, attention_lowered = 0;
   std::string float_compute = "fp32";  // what those linears computed in: "fp32" or "bf16" (joule --bf16)
-  // Under joule --w4a8: W4 layers run with int8 activations, and those left on float ones (their group).
+  // W4 layers run with int8 activations (joule --w4a8), and those run with float ones.
   int w4_int8_activations = 0, w4_float_activations = 0;
   std::vector<EnergyFigure> energy;  // headline source first (measured if any), op model last
   nlohmann::json task = nlohmann::json::object();  // task metrics, e.g. {"stsb_spearman": 82.0, ...}
