@@ -20,7 +20,7 @@ trap 'rm -rf "$tmp"' EXIT
 busy=$(( $(awk '/^procs_running/ {print $2}' /proc/stat) - 1 ))
 [ "$busy" -gt 0 ] && echo "compare_minilm: warning: $busy other runnable processes: timings will be noisy" >&2
 for r in $(seq "$rounds"); do
-  build/bin/joule_minilm_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
+  build/bin/joule_minilm_bench --benchmark_filter=BM_MiniLM --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
     --benchmark_format=json >"$tmp/joule_$r.json" 2>/dev/null
   extra=()
   [ "$r" = 1 ] && [ -f "$stsb" ] && extra=("$stsb")
@@ -54,7 +54,8 @@ peers = [("torch", "fp32", "PyTorch fp32"), ("torch", "dynamic_int8", "PyTorch q
          ("ort", "ort_fp32", "ONNX Runtime fp32"), ("ort", "ort_int8", "ONNX Runtime int8 (quantize_dynamic)")]
 for r in range(1, rounds + 1):
     for b in json.load(open(f"{tmp}/joule_{r}.json"))["benchmarks"]:
-        if b.get("aggregate_name") != "median" or b.get("error_occurred"):  # 3, 4 are skipped without bf16, VNNI
+        if (b.get("aggregate_name") != "median" or b.get("error_occurred")  # 3, 4 are skipped without bf16, VNNI
+                or not b["run_name"].startswith("BM_MiniLM/")):
             continue
         args = dict(kv.split(":") for kv in b["run_name"].split("/")[1:] if ":" in kv)
         rows.setdefault(schemes[args["scheme"]], {}).setdefault(args["batch"], []).append(b["real_time"])
