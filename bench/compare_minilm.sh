@@ -38,8 +38,8 @@ done
 if [ -f "$stsb" ] && grep -q -w -E 'avx512_bf16|amx_bf16' /proc/cpuinfo; then
   build/bin/joule --bf16 --threads "$threads" eval stsb --model "$model" --data "$stsb" --json >"$tmp/bf16_stsb.json" 2>/dev/null
 fi
-# --w4a8 (W4 layers with int8 activations) where the CPU has AVX-512 VNNI: the W4 model's STS-B run that way.
-if [ -f "$stsb" ] && [ -f "$tmp/w4.pt" ] && grep -q -w avx512_vnni /proc/cpuinfo; then
+# --w4a8 (W4 layers with int8 activations; AVX2 or AVX-512 VNNI): the W4 model's STS-B run that way.
+if [ -f "$stsb" ] && [ -f "$tmp/w4.pt" ] && grep -q -w avx2 /proc/cpuinfo; then
   build/bin/joule --w4a8 --threads "$threads" eval stsb --model "$tmp/w4.pt" --data "$stsb" --json >"$tmp/w4a8_stsb.json" 2>/dev/null
 fi
 cpu="$(lscpu | sed -n 's/^Model name: *//p' | head -1)"
@@ -54,7 +54,7 @@ peers = [("torch", "fp32", "PyTorch fp32"), ("torch", "dynamic_int8", "PyTorch q
          ("ort", "ort_fp32", "ONNX Runtime fp32"), ("ort", "ort_int8", "ONNX Runtime int8 (quantize_dynamic)")]
 for r in range(1, rounds + 1):
     for b in json.load(open(f"{tmp}/joule_{r}.json"))["benchmarks"]:
-        if (b.get("aggregate_name") != "median" or b.get("error_occurred")  # 3, 4 are skipped without bf16, VNNI
+        if (b.get("aggregate_name") != "median" or b.get("error_occurred")  # 3 is skipped without bf16, 4 without AVX2
                 or not b["run_name"].startswith("BM_MiniLM/")):
             continue
         args = dict(kv.split(":") for kv in b["run_name"].split("/")[1:] if ":" in kv)

@@ -372,12 +372,16 @@ TEST(W4A8, ReferenceMatchesDenseMatmulOnDequantizedOperands) {
         }
 }
 
-// The VNNI kernel against the reference, on weights packed by the caller (as the op's cache does) or by the
-// kernel: every tile (1 x 4, 2 x 4, 4 x 2 panels, the 1-row and 1-panel remainders), N not a multiple of 16, M past
-// one 64-row block, K below one 8-k step, odd, not a multiple of 8 or of the group; zero weight rows; groups it
-// takes and one it leaves to the reference (4: equal exactly then); 1 and 2 threads, which must agree bit for bit.
+// The fast kernels against the reference, on weights packed by the caller (as the op's cache does) or by the
+// kernel: every tile (VNNI 1 x 4, 2 x 4, 4 x 2 panels; AVX2 1 x 4, 2 x 2, 4 x 1 half panels; the 1-row and 1-unit
+// remainders), N not a multiple of 8 or 16, M past one 64-row block, K below one 8-k step, odd, not a multiple of 8
+// or of the group, groups of more than 4 steps (the AVX2 int16 flush); zero weight rows; groups they take and one
+// left to the reference (4: equal exactly then); 1 and 2 threads, which must agree bit for bit. On a VNNI CPU the
+// AVX2 kernel runs too and must give the VNNI kernel's bits.
 TEST(W4A8, FastMatchesReferenceOnOddShapes) {
   std::mt19937 rng(42);
+  std::vector<bool> vnni_modes = {true};
+  if (isa::cpu_features().avx512_vnni()) vnni_modes.push_back(false);
   int cases = 0;
   for (bool pack : {false, true})
   for (int64_t M : {1, 2, 3, 4, 5, 8, 17, 65, 130})
@@ -395,33 +399,44 @@ TEST(W4A8, FastMatchesReferenceOnOddShapes) {
           const float* b = (cases % 2) ? bias.data() : nullptr;
           const W4A8Packed pk = pack_w4a8(p.qweight.data(), p.scales.data(), p.zeros.data(), N, K, group);
           const W4A8Packed* pkp = pack ? &pk : nullptr;
-          std::vector<float> ref(M * N), fast1(M * N, NAN), fast2(M * N, NAN);
+          std::vector<float> ref(M * N), first;
           linear_w4a8_ref(x.data(), M, K, p.qweight.data(), p.scales.data(), p.zeros.data(), N, group, b, ref.data());
-          {
-            ThreadCount tc(1);
-            linear_w4a8(x.data(), M, K, p.qweight.data(), p.scales.data(), p.zeros.data(), N, group, b, fast1.data(),
-                        pkp);
-          }
-          {
-            ThreadCount tc(2);
-            linear_w4a8(x.data(), M, K, p.qweight.data(), p.scales.data(), p.zeros.data(), N, group, b, fast2.data(),
-                        pkp);
-          }
-          const bool exact = isa::w4a8_impl(group) == isa::W4A8Impl::kReference;
-          for (int64_t m = 0; m < M; ++m)
-            for (int64_t n = 0; n < N; ++n) {
-              double mag = b ? std::fabs(b[n]) : 0.0;
-              for (int64_t k = 0; k < K; ++k) mag += std::fabs(xd[m * K + k] * w[n * K + k]);
-              const int64_t i = m * N + n;
-              ASSERT_EQ(fast1[i], fast2[i]) << "pack=" << pack << " M=" << M << " K=" << K << " N=" << N
-                                            << " group=" << group;
-              if (exact)
-                ASSERT_EQ(fast1[i], ref[i]) << "pack=" << pack << " M=" << M << " K=" << K << " N=" << N
-                                            << " group=" << group;
-              else
-                ASSERT_NEAR(fast1[i], ref[i], 1e-5 * mag + 1e-6) << "pack=" << pack << " M=" << M << " K=" << K
-                                                                 << " N=" << N << " group=" << group << " i=" << i;
+          for (bool vnni : vnni_modes) {
+            isa::set_w4a8_vnni(vnni);
+            std::vector<float> fast1(M * N, NAN), fast2(M * N, NAN);
+            {
+              ThreadCount tc(1);
+              linear_w4a8(x.data(), M, K, p.qweight.data(), p.scales.data(), p.zeros.data(), N, group, b, fast1.data(),
+                          pkp);
             }
+            {
+              ThreadCount tc(2);
+              linear_w4a8(x.data(), M, K, p.qweight.data(), p.scales.data(), p.zeros.data(), N, group, b, fast2.data(),
+                          pkp);
+            }
+            const bool exact = isa::w4a8_impl(group) == isa::W4A8Impl::kReference;
+            isa::set_w4a8_vnni(true);
+            if (first.empty())
+              first = fast1;
+            else
+              for (int64_t i = 0; i < M * N; ++i)
+                ASSERT_EQ(fast1[i], first[i])
+                    << "AVX2 vs VNNI: M=" << M << " K=" << K << " N=" << N << " group=" << group;
+            for (int64_t m = 0; m < M; ++m)
+              for (int64_t n = 0; n < N; ++n) {
+                double mag = b ? std::fabs(b[n]) : 0.0;
+                for (int64_t k = 0; k < K; ++k) mag += std::fabs(xd[m * K + k] * w[n * K + k]);
+                const int64_t i = m * N + n;
+                ASSERT_EQ(fast1[i], fast2[i]) << "pack=" << pack << " M=" << M << " K=" << K << " N=" << N
+                                              << " group=" << group;
+                if (exact)
+                  ASSERT_EQ(fast1[i], ref[i]) << "pack=" << pack << " M=" << M << " K=" << K << " N=" << N
+                                              << " group=" << group;
+                else
+                  ASSERT_NEAR(fast1[i], ref[i], 1e-5 * mag + 1e-6) << "pack=" << pack << " M=" << M << " K=" << K
+                                                                   << " N=" << N << " group=" << group << " i=" << i;
+              }
+          }
           ++cases;
         }
   EXPECT_EQ(cases, 2 * (9 * 5 - 2) * 4 * 6);

@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
   bool w4a8 = false;
   app.add_flag("--w4a8", w4a8,
                "run W4 layers with int8 activations where Joule executes a model (each row of x rounded to 8 bits at "
-               "run time, integer products on AVX-512 VNNI): faster, slightly less exact; the saved model is "
+               "run time, integer products on AVX2 or AVX-512 VNNI): faster, slightly less exact; the saved model is "
                "unchanged (compress/ir/lower.h)");
   app.fallthrough();  // global flags (--threads) are accepted after the subcommand too: joule quantize --threads 2 ...
 
@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
     if (bf16 && !cpu_has_bf16())
       fail("--bf16: this CPU has neither AVX512_BF16 nor AMX-BF16 (bfloat16 would be emulated, slower than float32)");
     if (bf16) set_float_compute(FloatCompute::Bf16);
-    if (w4a8 && !cpu_has_vnni()) fail("--w4a8: this CPU has no AVX-512 VNNI (the int8 W4 kernel's instructions)");
+    if (w4a8 && !cpu_has_w4a8()) fail("--w4a8: this CPU has no AVX2 (the int8 W4 kernels' instructions)");
     if (w4a8) set_w4_activations(W4Activations::Int8);
     for (const auto& c : commands)
       if (c.app->parsed()) return c.run();

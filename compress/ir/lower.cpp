@@ -65,7 +65,7 @@ FloatCompute float_compute() { return g_compute.load(); }
 bool cpu_has_bf16() { return kernels::isa::cpu_features().bf16; }
 void set_w4_activations(W4Activations a) { g_w4_act.store(a); }
 W4Activations w4_activations() { return g_w4_act.load(); }
-bool cpu_has_vnni() { return kernels::isa::cpu_features().avx512_vnni(); }
+bool cpu_has_w4a8() { return kernels::isa::cpu_features().avx2_fma(); }
 
 Lowered lower_for_cpu(const torch::jit::Module& m) {
   Lowered out{m};
@@ -90,7 +90,7 @@ Lowered lower_for_cpu(const torch::jit::Module& m) {
       if (n->kind() == w4) {
         auto group = torch::jit::toIValue(n->input(ops::linear_w4().index("group_size")));
         if (w4_int8 && group && group->isInt() &&
-            kernels::isa::w4a8_impl(group->toInt()) == kernels::isa::W4A8Impl::kPanelVnni)
+            kernels::isa::w4a8_impl(group->toInt()) != kernels::isa::W4A8Impl::kReference)
           w4_nodes.push_back(n);
         else
           ++out.w4_float;

@@ -115,7 +115,7 @@ at::Tensor linear_w4_cpu(const at::Tensor& x, const at::Tensor& qweight, const a
     // The panels of qweight with its scales and zeros (pack_w4a8), made on the first call and kept while they live.
     static PackCache<kernels::W4A8Packed> packs;
     std::shared_ptr<const kernels::W4A8Packed> packed;
-    if (kernels::isa::w4a8_impl(group_size) == kernels::isa::W4A8Impl::kPanelVnni)
+    if (kernels::isa::w4a8_impl(group_size) != kernels::isa::W4A8Impl::kReference)
       packed = packs.get(
           qweight,
           [&] {

@@ -38,6 +38,7 @@ CpuFeatures capped(CpuFeatures f, Cap cap) {
 
 std::atomic<bool> w8a8_vnni_on{true};
 std::atomic<bool> w4_avx512_on{true};
+std::atomic<bool> w4a8_vnni_on{true};
 
 }  // namespace
 
@@ -71,9 +72,12 @@ bool w8a8_vnni_available() {
 
 void set_w4_avx512(bool on) { w4_avx512_on.store(on, std::memory_order_relaxed); }
 
+void set_w4a8_vnni(bool on) { w4a8_vnni_on.store(on, std::memory_order_relaxed); }
+
 W4A8Impl w4a8_impl(int64_t group) {
-  return cpu_features().avx512_vnni() && group >= kW4A8MinGroup && group <= kW4A8MaxGroup ? W4A8Impl::kPanelVnni
-                                                                                           : W4A8Impl::kReference;
+  if (!cpu_features().avx2_fma() || group < kW4A8MinGroup || group > kW4A8MaxGroup) return W4A8Impl::kReference;
+  return cpu_features().avx512_vnni() && w4a8_vnni_on.load(std::memory_order_relaxed) ? W4A8Impl::kPanelVnni
+                                                                                       : W4A8Impl::kPanelAvx2;
 }
 
 W4Impl w4_impl(int64_t M, int64_t group) {

@@ -76,11 +76,14 @@ W4Impl w4_impl(int64_t M, int64_t group);
 // The test switch for the AVX-512 GEMV (default on), so that tests reach the AVX2 GEMV on such CPUs too.
 void set_w4_avx512(bool on);
 
-// W4A8 linear_w4a8 for group size `group` (already validated):
-//   kPanelVnni   kW4A8MinGroup <= group <= kW4A8MaxGroup on a CPU with AVX-512 VNNI
-//   kReference   otherwise
-enum class W4A8Impl { kReference, kPanelVnni };
+// W4A8 linear_w4a8 for group size `group` (already validated), kW4A8MinGroup <= group <= kW4A8MaxGroup:
+//   kPanelVnni   on a CPU with AVX-512 VNNI, unless set_w4a8_vnni(false)
+//   kPanelAvx2   with AVX2+FMA (vpmaddubsw); the same panels and the same bits as kPanelVnni
+//   kReference   otherwise (other groups too)
+enum class W4A8Impl { kReference, kPanelAvx2, kPanelVnni };
 W4A8Impl w4a8_impl(int64_t group);
+// The test switch for the VNNI W4A8 kernel (default on), so that tests reach the AVX2 one on such CPUs too.
+void set_w4a8_vnni(bool on);
 
 // SP24 linear_sp24 for M rows of x (every path is bit-identical to the reference):
 //   kReference   JOULE_CPU_ISA=scalar only

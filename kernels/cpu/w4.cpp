@@ -58,8 +58,6 @@ void w4_check_args(const char* fn, int64_t M, int64_t N, int64_t K, int64_t grou
 
 namespace {
 
-inline int nibble(const uint8_t* row, int64_t k) { return (row[k >> 1] >> ((k & 1) * 4)) & 0x0F; }
-
 // Clamp to [0, 15]; NaN goes to 0.
 inline int clamp_q(float t) { return t >= 0.0f ? (t <= 15.0f ? static_cast<int>(t) : 15) : 0; }
 
@@ -473,7 +471,8 @@ JOULE_AVX2 void dequant_panel(const uint8_t* qw, int64_t rb, const float* scales
       for (int64_t r = 0; r < 8; ++r) {
         const int64_t n = n0 + h + r, i = n * ng + k / group;
         panel[(k - k0) * kPanelN + h + r] =
-            (r < rows && k < K) ? scales[i] * static_cast<float>(nibble(qw + n * rb, k) - zeros[i]) : 0.0f;
+            (r < rows && k < K) ? scales[i] * static_cast<float>(formats::w4_nibble(qw + n * rb, k) - zeros[i])
+                                : 0.0f;
       }
   }
 }
@@ -609,7 +608,7 @@ void dequantize_w4(const uint8_t* qweight, const float* scales, const uint8_t* z
   for (int64_t n = 0; n < N; ++n)
     for (int64_t k = 0; k < K; ++k) {
       const int64_t g = n * ng + k / group;
-      w[n * K + k] = scales[g] * static_cast<float>(nibble(qweight + n * rb, k) - zeros[g]);
+      w[n * K + k] = scales[g] * static_cast<float>(formats::w4_nibble(qweight + n * rb, k) - zeros[g]);
     }
 }
 

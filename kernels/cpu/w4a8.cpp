@@ -2,9 +2,9 @@
 //
 // With float activations a W4 linear is FMA-bound from a few rows of x on: every weight is dequantized and then
 // multiplied in float, 16 multiply-adds per instruction. Here the nibbles stay integers and meet int8 x in
-// vpdpbusd (unsigned codes x signed activations, 64 multiply-adds per instruction, exact in int32), so the
-// weights are streamed once for up to ~16 rows of x at about the time their bytes take to arrive, and large M runs
-// at the speed of the W8A8 GEMM.
+// vpdpbusd (unsigned codes x signed activations, 64 multiply-adds per instruction, exact in int32) or, with AVX2
+// only, vpmaddubsw (32 per instruction, exact in int16 for a few steps), so the weights are streamed once for up to
+// ~16 rows of x at about the time their bytes take to arrive, and large M runs at int8 GEMM speed.
 //
 // Layout (pack_w4a8, made once per weight by the op's cache): per 16 output columns (a panel) and 8 k, 64 bytes
 // whose low nibbles are the codes of k..k+3 and high nibbles those of k+4..k+7, 4 bytes per column; two logic ops
@@ -42,7 +42,6 @@ constexpr int64_t kPanelBytes = 64;
 constexpr int64_t kMBlock = 64;     // rows of x per block
 static_assert(isa::kW4A8MinGroup == kStep, "a group is whole 8-k steps");
 
-inline int nibble(const uint8_t* row, int64_t k) { return (row[k >> 1] >> ((k & 1) * 4)) & 0x0F; }
 
 struct PanelArgs {
   const int8_t* xq;    // [M, kp] x's codes, zero past K
@@ -50,7 +49,7 @@ struct PanelArgs {
   const float* xs;     // [M]
   const float* xsum;   // [M, ng]
   const W4A8Packed* pk;
-  int64_t ng, panels, N;
+  int64_t ng, N;
   const float* bias;
   float* y;
 };
@@ -66,7 +65,12 @@ inline int32_t load4(const int8_t* p) {
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 // MR rows of x (from m0) against NP panels (from p0), the whole of K.
 template <int MR, int NP>
-JOULE_VNNI void panel_tile(const PanelArgs& a, int64_t m0, int64_t p0) {
+struct VnniTile {
+  static constexpr int64_t kUnit = kPanel;  // output columns per unit of p0
+  JOULE_VNNI static void run(const PanelArgs& a, int64_t m0, int64_t p0);
+};
+template <int MR, int NP>
+JOULE_VNNI void VnniTile<MR, NP>::run(const PanelArgs& a, int64_t m0, int64_t p0) {
   const W4A8Packed& pk = *a.pk;
   const int64_t steps = a.kp / kStep, gsteps = pk.group / kStep;
   const __m512i low = _mm512_set1_epi8(0x0F);
@@ -127,19 +131,103 @@ JOULE_VNNI void panel_tile(const PanelArgs& a, int64_t m0, int64_t p0) {
                             _mm512_fmadd_ps(f[i][p], _mm512_set1_ps(a.xs[m0 + i]), b));
   }
 }
+// AVX2 (no VNNI): vpmaddubsw multiplies the unsigned codes by signed x bytes and adds pairs into int16 lanes,
+// exactly: |2 * 15 * 128| per instruction, so one lane takes the two nibble halves of kFlush steps (4 * 2 * 3840 =
+// 30720 < 2^15) before vpmaddwd with ones widens it into the group's int32 sums. That is one multiply instruction
+// per 32 products, a quarter of the FMA work of float activations. A unit is half a panel (8 columns, the 32 bytes
+// of a step that hold them); the group sums then meet the same float operations as on VNNI, so both give the
+// same bits.
+#define JOULE_AVX2 __attribute__((target("avx2,fma")))
+constexpr int64_t kHalf = kPanel / 2;
+constexpr int64_t kFlush = 4;
+
+template <int MR, int NH>
+struct Avx2Tile {
+  static constexpr int64_t kUnit = kHalf;
+  JOULE_AVX2 static void run(const PanelArgs& a, int64_t m0, int64_t h0);
+};
+template <int MR, int NH>
+JOULE_AVX2 void Avx2Tile<MR, NH>::run(const PanelArgs& a, int64_t m0, int64_t h0) {
+  const W4A8Packed& pk = *a.pk;
+  const int64_t steps = a.kp / kStep, gsteps = pk.group / kStep;
+  const __m256i low = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+  __m256 f[MR][NH];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int h = 0; h < NH; ++h) f[i][h] = _mm256_setzero_ps();
+  const uint8_t* wp[NH];
+#pragma GCC unroll 4
+  for (int h = 0; h < NH; ++h) wp[h] = pk.w.data() + (h0 + h) / 2 * steps * kPanelBytes + (h0 + h) % 2 * 32;
+  const int8_t* xr = a.xq + m0 * a.kp;
+  for (int64_t g = 0; g < a.ng; ++g) {
+    __m256i s[MR][NH];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+      for (int h = 0; h < NH; ++h) s[i][h] = _mm256_setzero_si256();
+    const int64_t t1 = std::min(steps, (g + 1) * gsteps);
+    for (int64_t t0 = g * gsteps; t0 < t1; t0 += kFlush) {
+      __m256i acc[MR][NH];
+#pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+        for (int h = 0; h < NH; ++h) acc[i][h] = _mm256_setzero_si256();
+      for (int64_t t = t0; t < std::min(t1, t0 + kFlush); ++t) {
+#pragma GCC unroll 4
+        for (int h = 0; h < NH; ++h) {
+          const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp[h] + t * kPanelBytes));
+          _mm_prefetch(reinterpret_cast<const char*>(wp[h] + t * kPanelBytes + 1024), _MM_HINT_T0);
+          const __m256i lo = _mm256_and_si256(b, low), hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), low);
+#pragma GCC unroll 8
+          for (int i = 0; i < MR; ++i) {
+            const int8_t* xk = xr + i * a.kp + t * kStep;
+            acc[i][h] = _mm256_add_epi16(acc[i][h], _mm256_maddubs_epi16(lo, _mm256_set1_epi32(load4(xk))));
+            acc[i][h] = _mm256_add_epi16(acc[i][h], _mm256_maddubs_epi16(hi, _mm256_set1_epi32(load4(xk + 4))));
+          }
+        }
+      }
+#pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+        for (int h = 0; h < NH; ++h) s[i][h] = _mm256_add_epi32(s[i][h], _mm256_madd_epi16(acc[i][h], ones));
+    }
+#pragma GCC unroll 4
+    for (int h = 0; h < NH; ++h) {
+      const int64_t o = ((h0 + h) / 2 * a.ng + g) * kPanel + (h0 + h) % 2 * kHalf;
+      const __m256 sc = _mm256_loadu_ps(pk.scale.data() + o), sz = _mm256_loadu_ps(pk.sz.data() + o);
+#pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i) {
+        f[i][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[i][h]), sc, f[i][h]);
+        f[i][h] = _mm256_fnmadd_ps(sz, _mm256_set1_ps(a.xsum[(m0 + i) * a.ng + g]), f[i][h]);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int h = 0; h < NH; ++h) {
+    const int64_t n0 = (h0 + h) * kHalf, nv = std::min(kHalf, a.N - n0);
+    if (nv <= 0) continue;
+    const __m256i mk = _mm256_cmpgt_epi32(_mm256_set1_epi32(int32_t(nv)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256 b = a.bias ? _mm256_maskload_ps(a.bias + n0, mk) : _mm256_setzero_ps();
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i)
+      _mm256_maskstore_ps(a.y + (m0 + i) * a.N + n0, mk, _mm256_fmadd_ps(f[i][h], _mm256_set1_ps(a.xs[m0 + i]), b));
+  }
+}
 #pragma GCC diagnostic pop
 
-// Rows [m0, m1) against panels [p0, p0 + NP): passes of up to MR rows.
-template <int MR, int NP>
-JOULE_VNNI void panel_rows(const PanelArgs& a, int64_t m0, int64_t m1, int64_t p0) {
+// Rows [m0, m1) against units [u0, u0 + NU) of Tile's columns: passes of up to MR rows.
+template <template <int, int> class Tile, int MR, int NU>
+void tile_rows(const PanelArgs& a, int64_t m0, int64_t m1, int64_t u0) {
   int64_t m = m0;
-  for (; m + MR <= m1; m += MR) panel_tile<MR, NP>(a, m, p0);
-  for (; m < m1; ++m) panel_tile<1, NP>(a, m, p0);
+  for (; m + MR <= m1; m += MR) Tile<MR, NU>::run(a, m, u0);
+  for (; m < m1; ++m) Tile<1, NU>::run(a, m, u0);
 }
 
-template <int MR, int NP>
-JOULE_VNNI void panel_run(const PanelArgs& a, int64_t M, bool parallel) {
-  const int64_t tiles = (a.panels + NP - 1) / NP;
+// Threads own fixed ranges of NU-unit tiles (a unit: a panel for VNNI, half of one for AVX2).
+template <template <int, int> class Tile, int MR, int NU>
+void tile_run(const PanelArgs& a, int64_t M, bool parallel) {
+  const int64_t units = (a.N + Tile<1, 1>::kUnit - 1) / Tile<1, 1>::kUnit, tiles = (units + NU - 1) / NU;
 #pragma omp parallel if (parallel)
   {
     const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
@@ -147,11 +235,11 @@ JOULE_VNNI void panel_run(const PanelArgs& a, int64_t M, bool parallel) {
     for (int64_t m0 = 0; m0 < M; m0 += kMBlock) {  // a block's rows of x stay in L2 while its tiles pass
       const int64_t m1 = std::min(M, m0 + kMBlock);
       for (int64_t b = t0; b < t1; ++b) {
-        const int64_t p0 = b * NP;
-        if (p0 + NP <= a.panels)
-          panel_rows<MR, NP>(a, m0, m1, p0);
+        const int64_t u0 = b * NU;
+        if (u0 + NU <= units)
+          tile_rows<Tile, MR, NU>(a, m0, m1, u0);
         else
-          for (int64_t p = p0; p < a.panels; ++p) panel_rows<MR, 1>(a, m0, m1, p);
+          for (int64_t u = u0; u < units; ++u) tile_rows<Tile, MR, 1>(a, m0, m1, u);
       }
     }
   }
@@ -182,13 +270,21 @@ void linear_w4a8_panel(const float* x, int64_t M, int64_t K, const W4A8Packed& p
   float* xs = xs_scratch.get<float>(size_t(M));
   float* xsum = xsum_scratch.get<float>(size_t(M * ng));
   panel_x(x, M, K, kp, ng, pk.group, xq, xs, xsum);
-  const PanelArgs a{xq, kp, xs, xsum, &pk, ng, (N + kPanel - 1) / kPanel, N, bias, y};
-  if (M == 1)
-    panel_run<1, 4>(a, M, parallel);
-  else if (M < 4)
-    panel_run<2, 4>(a, M, parallel);
-  else
-    panel_run<4, 2>(a, M, parallel);
+  const PanelArgs a{xq, kp, xs, xsum, &pk, ng, N, bias, y};
+  if (isa::w4a8_impl(pk.group) == isa::W4A8Impl::kPanelVnni) {
+    if (M == 1)
+      tile_run<VnniTile, 1, 4>(a, M, parallel);
+    else if (M < 4)
+      tile_run<VnniTile, 2, 4>(a, M, parallel);
+    else
+      tile_run<VnniTile, 4, 2>(a, M, parallel);
+  } else if (M == 1) {
+    tile_run<Avx2Tile, 1, 4>(a, M, parallel);
+  } else if (M < 4) {
+    tile_run<Avx2Tile, 2, 2>(a, M, parallel);
+  } else {
+    tile_run<Avx2Tile, 4, 1>(a, M, parallel);
+  }
 }
 
 }  // namespace
@@ -207,7 +303,8 @@ W4A8Packed pack_w4a8(const uint8_t* qweight, const float* scales, const uint8_t*
     const int64_t p = n / kPanel, c = n % kPanel;
     for (int64_t k = 0; k < K; ++k) {
       const int64_t t = k / kStep, b = k % 4, high = (k % kStep) / 4;
-      pk.w[size_t((p * steps + t) * kPanelBytes + 4 * c + b)] |= uint8_t(nibble(qweight + n * rb, k) << (4 * high));
+      pk.w[size_t((p * steps + t) * kPanelBytes + 4 * c + b)] |=
+          uint8_t(formats::w4_nibble(qweight + n * rb, k) << (4 * high));
     }
     for (int64_t g = 0; g < ng; ++g) {
       const size_t o = size_t((p * ng + g) * kPanel + c);
@@ -231,7 +328,7 @@ void linear_w4a8_ref(const float* x, int64_t M, int64_t K, const uint8_t* qweigh
       for (int64_t g = 0; g < ng; ++g) {
         int64_t dot = 0, sum = 0;
         for (int64_t k = g * group; k < std::min(K, (g + 1) * group); ++k) {
-          dot += int64_t{nibble(qweight + n * rb, k)} * q[m * K + k];
+          dot += int64_t{formats::w4_nibble(qweight + n * rb, k)} * q[m * K + k];
           sum += q[m * K + k];
         }
         acc += scales[n * ng + g] * float(dot - int64_t{zeros[n * ng + g]} * sum);

@@ -58,6 +58,8 @@ constexpr int kW4Max = 15;  // unsigned 4-bit range used by W4
 JOULE_HD constexpr bool w4_group_valid(int64_t group) { return group >= 2 && (group & (group - 1)) == 0; }
 JOULE_HD constexpr int64_t w4_row_bytes(int64_t k) { return (k + 1) / 2; }                  // qweight columns
 JOULE_HD constexpr int64_t w4_groups(int64_t k, int64_t group) { return (k + group - 1) / group; }  // scales/zeros columns
+// The code q[n, k] of one qweight row (row = qweight + n * w4_row_bytes(K)).
+JOULE_HD inline int w4_nibble(const uint8_t* row, int64_t k) { return (row[k >> 1] >> ((k & 1) * 4)) & 0x0F; }
 // Whether weight k opens a group (k % group == 0), for a valid group.
 JOULE_HD constexpr bool w4_group_start(int64_t k, int64_t group) { return (k & (group - 1)) == 0; }
 
