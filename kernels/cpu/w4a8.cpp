@@ -254,6 +254,7 @@ void panel_x(const float* x, int64_t M, int64_t K, int64_t kp, int64_t ng, int64
       std::memmove(xq + m * kp, xq + m * K, size_t(K));
       std::memset(xq + m * kp + K, 0, size_t(kp - K));
     }
+#pragma omp parallel for schedule(static) if (M * K >= (int64_t{1} << 16) && !omp_in_parallel())
   for (int64_t m = 0; m < M; ++m)
     for (int64_t g = 0; g < ng; ++g) {
       int32_t sum = 0;
