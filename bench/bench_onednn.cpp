@@ -12,6 +12,7 @@
 
 #include <memory>
 #include <random>
+#include <type_traits>
 #include <vector>
 
 #include "bench/linear_bench.h"
@@ -28,14 +29,14 @@ void BM_onednn(benchmark::State& state) {
   std::mt19937 rng(0);
   const int64_t wbytes = N * K * (kInt8 ? 1 : 4);
   std::vector<std::unique_ptr<OneDnnMatmul>> mm;
+  using W = std::conditional_t<kInt8, int8_t, float>;
+  std::uniform_int_distribution<int> q(-127, 127);
+  std::normal_distribution<float> f(0.0f, 0.05f);
   for (int64_t i = joule::bench::copies_for(wbytes, state.range(3)); i > 0; --i) {
-    std::vector<int8_t> wq(size_t(N * K));
-    std::vector<float> wf(size_t(N * K));
-    std::uniform_int_distribution<int> q(-127, 127);
-    std::normal_distribution<float> f(0.0f, 0.05f);
-    for (int64_t j = 0; j < N * K; ++j) kInt8 ? void(wq[j] = int8_t(q(rng))) : void(wf[j] = f(rng));
-    mm.push_back(std::make_unique<OneDnnMatmul>(kInt8 ? OneDnnMatmul::kU8S8S32 : OneDnnMatmul::kF32, M, K, N,
-                                                kInt8 ? static_cast<const void*>(wq.data()) : wf.data()));
+    std::vector<W> w(static_cast<size_t>(N * K));  // reordered into the primitive's own copy at construction
+    for (auto& v : w) v = kInt8 ? W(q(rng)) : W(f(rng));
+    mm.push_back(
+        std::make_unique<OneDnnMatmul>(kInt8 ? OneDnnMatmul::kU8S8S32 : OneDnnMatmul::kF32, M, K, N, w.data()));
   }
   std::vector<uint8_t> xq(static_cast<size_t>(M * K));  // y: floats, or as many int32
   std::vector<float> xf(static_cast<size_t>(M * K)), b(static_cast<size_t>(N)), y(static_cast<size_t>(M * N));

@@ -26,8 +26,8 @@ bool cpu_has_bf16();
 
 // What W4 layers (joule::linear_w4) compute in: float activations (the default: the saved model's own op), or
 // int8 (`joule --w4a8`: each row of x quantized to int8 at run time, one scale per row, the products exact
-// integers on AVX2 or VNNI: kernels/cpu/w4.h, linear_w4a8). Int8 changes the numbers (x is rounded to 8 bits), so it is
-// an option, reported, never a silent default. Process-wide. Layers whose group the int8 kernel cannot take (below 8)
+// integers on AVX2 or VNNI: kernels/cpu/w4.h, linear_w4a8). Int8 changes the numbers (x is rounded to 8 bits), so
+// it is an option, reported, never a silent default. Process-wide. Layers whose group the int8 kernel cannot take (below 8)
 // keep float activations, and the count says so.
 enum class W4Activations { Float, Int8 };
 void set_w4_activations(W4Activations a);

@@ -59,7 +59,6 @@ void attention_f32_ref(const float* q, Strides4 qs, const float* k, Strides4 ks,
 
 namespace {
 
-#define JOULE_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
 // GCC 12's AVX-512 intrinsics (roundscale, scalef, reduce) start from an undefined register that its flow analysis
 // then calls uninitialised: a false positive (GCC bug 105593).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"

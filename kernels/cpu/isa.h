@@ -23,12 +23,19 @@ struct CpuFeatures {
   bool avx512vnni = false;
   bool bf16 = false;  // AVX512_BF16 or AMX-BF16: bfloat16 dot products in hardware (oneDNN's bf16 matmul)
 
+  // What JOULE_AVX2 code needs.
   bool avx2_fma() const { return avx2 && fma; }
-  // What the W8A8 VNNI kernels are compiled for (target avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma).
+  // What JOULE_VNNI code needs (the W8A8 and W4A8 VNNI kernels).
   bool avx512_vnni() const { return avx2_fma() && avx512f && avx512bw && avx512vl && avx512vnni; }
-  // What the W4 AVX-512 GEMV is compiled for (target avx512f,avx512bw,avx512vl,avx2,fma).
+  // What JOULE_AVX512 code needs (the W4 AVX-512 GEMV, attention).
   bool avx512() const { return avx2_fma() && avx512f && avx512bw && avx512vl; }
 };
+
+// The targets the kernels' fast paths are compiled for, one per check above: a function so marked runs only after
+// its check (the dispatch functions below make it).
+#define JOULE_AVX2 __attribute__((target("avx2,fma")))
+#define JOULE_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")))
+#define JOULE_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
 
 // The JOULE_CPU_ISA cap, read once.
 enum class Cap { kNone, kAvx2, kScalar };

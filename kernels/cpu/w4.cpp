@@ -43,8 +43,6 @@
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/scratch.h"
 
-#define JOULE_AVX2 __attribute__((target("avx2,fma")))
-
 namespace joule::kernels {
 
 void w4_check_args(const char* fn, int64_t M, int64_t N, int64_t K, int64_t group) {
@@ -276,7 +274,6 @@ void linear_w4_gemv(const float* x, int64_t M, int64_t K, const uint8_t* qweight
 // Tiles: MR rows of x x NR weight rows with separate even/odd accumulators (8-16 FMA chains); rows of x beyond
 // 8 run as further passes over the same K block, whose weight bytes are then in L1. Like the AVX2 GEMV: K cut
 // into blocks whose slice of x stays in L1, each thread owning whole weight-row tiles, the next tile prefetched.
-#define JOULE_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
 // GCC 12's own AVX-512 headers start some intrinsics (the extends, permutes) from an "undefined" vector and
 // then warn that it is uninitialised; the warning is about the header, not this code.
 #pragma GCC diagnostic push

@@ -69,8 +69,8 @@ struct W4A8Packed {
 W4A8Packed pack_w4a8(const uint8_t* qweight, const float* scales, const uint8_t* zeros, int64_t N, int64_t K,
                      int64_t group);
 
-// AVX-512 VNNI or AVX2 for groups of 8 and more (isa::w4a8_impl, the two give the same bits), else the reference; OpenMP threads
-// over N. It runs on `packed` (pack_w4a8 of these very arguments: the op caches it per weight), or packs the
+// AVX-512 VNNI or AVX2 for groups of 8 and more (isa::w4a8_impl; the two give the same bits), else the reference;
+// OpenMP threads over N. It runs on `packed` (pack_w4a8 of these very arguments: the op caches it per weight), or packs the
 // weights itself first (one pass over them: for callers without a cache). The integer sums are the reference's;
 // the float sums over groups run in another order (relative ~1e-6 of sum_g |scale * (dot - zero * sum)|), the
 // same for any thread count.

@@ -33,15 +33,12 @@
 namespace joule::kernels {
 namespace {
 
-// The features isa::CpuFeatures::avx512_vnni() checks.
-#define JOULE_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")))
 
 constexpr int64_t kPanel = 16;      // output columns per panel (one zmm of int32 lanes)
 constexpr int64_t kStep = 8;        // k per 64 packed bytes of a panel
 constexpr int64_t kPanelBytes = 64;
 constexpr int64_t kMBlock = 64;     // rows of x per block
 static_assert(isa::kW4A8MinGroup == kStep, "a group is whole 8-k steps");
-
 
 struct PanelArgs {
   const int8_t* xq;    // [M, kp] x's codes, zero past K
@@ -137,7 +134,6 @@ JOULE_VNNI void VnniTile<MR, NP>::run(const PanelArgs& a, int64_t m0, int64_t p0
 // per 32 products, a quarter of the FMA work of float activations. A unit is half a panel (8 columns, the 32 bytes
 // of a step that hold them); the group sums then meet the same float operations as on VNNI, so both give the
 // same bits.
-#define JOULE_AVX2 __attribute__((target("avx2,fma")))
 constexpr int64_t kHalf = kPanel / 2;
 constexpr int64_t kFlush = 4;
 

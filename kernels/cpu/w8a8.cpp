@@ -45,8 +45,6 @@
 #include "kernels/cpu/scratch.h"
 #include "kernels/formats/formats.h"
 
-#define JOULE_AVX2 __attribute__((target("avx2,fma")))
-
 namespace joule::kernels {
 namespace {
 
@@ -474,8 +472,6 @@ void run_avx2(int64_t M, int64_t K, const int8_t* qw, int64_t N, const Prep& pre
 // weights in place. isa::w8a8_gemm_impl makes that choice (and JOULE_CPU_ISA=avx2 keeps the AVX2 kernels on a
 // VNNI machine, for comparisons).
 
-// The features isa::CpuFeatures::avx512_vnni() checks.
-#define JOULE_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")))
 
 // Columns [n0, n1) of qw [N, K] into pw: per 16-column vector v, [K4 / 4][16][4] bytes (zero beyond n1 and K);
 // colsum[c] = sum_k qw[n0 + c, k] (0 for padding columns). One gather of 16 dwords (4 k of 16 rows) per packed
