@@ -1,6 +1,7 @@
 // The attention kernels (kernels/cpu/attention.h): the scalar reference against a softmax computed by hand in
-// double, and the fast kernel against the reference over head dims, odd lengths (tails of the 8-row and 32-key
-// blocks), the projection layout read in place, broadcast and full masks, fully masked rows and thread counts.
+// double, and each fast kernel the CPU has (AVX-512, AVX2) against the reference over head dims, odd lengths (tails
+// of the 8-row / 32-key AVX-512 and 6-row / 16-key AVX2 blocks), the projection layout read in place, broadcast and
+// full masks, fully masked rows and thread counts.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -48,6 +49,24 @@ struct Case {
   float scale() const { return 1.0f / std::sqrt(float(sh.head_dim)); }
 };
 
+// Each fast kernel this CPU runs, found by trying the test switch both ways (it is back on afterwards).
+std::vector<isa::AttentionImpl> fast_kernels() {
+  std::vector<isa::AttentionImpl> out;
+  for (bool avx512 : {true, false}) {
+    isa::set_attention_avx512(avx512);
+    const auto impl = isa::attention_impl(32);
+    if (impl != isa::AttentionImpl::kReference && (out.empty() || out.back() != impl)) out.push_back(impl);
+  }
+  isa::set_attention_avx512(true);
+  return out;
+}
+
+// Selects one kernel for the scope's lifetime; the switch is back on after it.
+struct KernelScope {
+  explicit KernelScope(isa::AttentionImpl impl) { isa::set_attention_avx512(impl == isa::AttentionImpl::kAvx512); }
+  ~KernelScope() { isa::set_attention_avx512(true); }
+};
+
 }  // namespace
 
 TEST(Attention, ReferenceMatchesSoftmaxComputedInDouble) {
@@ -86,45 +105,55 @@ TEST(Attention, ReferenceMatchesSoftmaxComputedInDouble) {
 }
 
 TEST(Attention, FastMatchesReferenceOnOddShapesMasksAndThreads) {
-  if (isa::attention_impl(32) != isa::AttentionImpl::kAvx512) GTEST_SKIP() << "no AVX-512 on this CPU";
+  const auto kernels = fast_kernels();
+  if (kernels.empty()) GTEST_SKIP() << "no AVX2+FMA on this CPU";
   int cases = 0;
-  for (int64_t D : {16, 32, 64, 128})
-    for (int64_t Sq : {1, 7, 8, 9, 128})
-      for (int64_t Sk : {1, 31, 33, 128})
-        for (int mask_kind : {0, 1, 2})
-          for (int threads : {1, 2}) {
-            SCOPED_TRACE(testing::Message() << "D " << D << " Sq " << Sq << " Sk " << Sk << " mask " << mask_kind
-                                            << " threads " << threads);
-            omp_set_num_threads(threads);
-            Case c(3, 2, Sq, Sk, D, mask_kind, uint32_t(D * 1000 + Sq * 10 + Sk));
-            std::vector<float> ref(c.o.size());
-            attention_f32_ref(c.q.data(), c.qs, c.k.data(), c.ks, c.v.data(), c.vs, c.m(), c.ms, ref.data(), c.os,
-                              c.sh, c.scale());
-            attention_f32(c.q.data(), c.qs, c.k.data(), c.ks, c.v.data(), c.vs, c.m(), c.ms, c.o.data(), c.os, c.sh,
-                          c.scale());
-            float worst = 0;
-            for (size_t i = 0; i < ref.size(); ++i) {
-              ASSERT_FALSE(std::isnan(c.o[i])) << i;
-              worst = std::max(worst, std::abs(c.o[i] - ref[i]));
+  for (const auto impl : kernels)
+    for (int64_t D : {16, 32, 64, 128})
+      for (int64_t Sq : {1, 5, 6, 7, 8, 9, 13, 128})
+        for (int64_t Sk : {1, 15, 17, 31, 33, 128})
+          for (int mask_kind : {0, 1, 2})
+            for (int threads : {1, 2}) {
+              KernelScope scope(impl);
+              SCOPED_TRACE(testing::Message() << "kernel " << int(impl) << " D " << D << " Sq " << Sq << " Sk " << Sk
+                                              << " mask " << mask_kind << " threads " << threads);
+              omp_set_num_threads(threads);
+              Case c(3, 2, Sq, Sk, D, mask_kind, uint32_t(D * 1000 + Sq * 10 + Sk));
+              std::vector<float> ref(c.o.size());
+              attention_f32_ref(c.q.data(), c.qs, c.k.data(), c.ks, c.v.data(), c.vs, c.m(), c.ms, ref.data(), c.os,
+                                c.sh, c.scale());
+              attention_f32(c.q.data(), c.qs, c.k.data(), c.ks, c.v.data(), c.vs, c.m(), c.ms, c.o.data(), c.os, c.sh,
+                            c.scale());
+              float worst = 0;
+              for (size_t i = 0; i < ref.size(); ++i) {
+                ASSERT_FALSE(std::isnan(c.o[i])) << i;
+                worst = std::max(worst, std::abs(c.o[i] - ref[i]));
+              }
+              EXPECT_LT(worst, 2e-5f);  // outputs are convex combinations of N(0,1) values: |o| < ~5
+              ++cases;
             }
-            EXPECT_LT(worst, 2e-5f);  // outputs are convex combinations of N(0,1) values: |o| < ~5
-            ++cases;
-          }
   omp_set_num_threads(2);
-  EXPECT_EQ(cases, 4 * 5 * 4 * 3 * 2);
+  EXPECT_EQ(cases, int(kernels.size()) * 4 * 8 * 6 * 3 * 2);
 }
 
 TEST(Attention, NonFiniteScoresPropagateAsInTheReference) {
-  if (isa::attention_impl(32) != isa::AttentionImpl::kAvx512) GTEST_SKIP() << "no AVX-512 on this CPU";
-  Case c(1, 1, 9, 40, 32, 0, 3);
-  c.q[2 * 32 + 5] = std::numeric_limits<float>::quiet_NaN();  // query row 2
-  std::vector<float> ref(c.o.size());
-  attention_f32_ref(c.q.data(), c.qs, c.k.data(), c.ks, c.v.data(), c.vs, nullptr, c.ms, ref.data(), c.os, c.sh, c.scale());
-  attention_f32(c.q.data(), c.qs, c.k.data(), c.ks, c.v.data(), c.vs, nullptr, c.ms, c.o.data(), c.os, c.sh, c.scale());
-  for (int64_t i = 0; i < 9; ++i)
-    for (int64_t d = 0; d < 32; ++d) {
-      const float r = ref[i * 32 + d], f = c.o[i * 32 + d];
-      EXPECT_EQ(std::isnan(r), std::isnan(f)) << i << " " << d;
-      EXPECT_EQ(std::isnan(f), i == 2) << i << " " << d;
-    }
+  const auto kernels = fast_kernels();
+  if (kernels.empty()) GTEST_SKIP() << "no AVX2+FMA on this CPU";
+  for (const auto impl : kernels) {
+    KernelScope scope(impl);
+    SCOPED_TRACE(testing::Message() << "kernel " << int(impl));
+    Case c(1, 1, 9, 40, 32, 0, 3);
+    c.q[2 * 32 + 5] = std::numeric_limits<float>::quiet_NaN();  // query row 2
+    std::vector<float> ref(c.o.size());
+    attention_f32_ref(c.q.data(), c.qs, c.k.data(), c.ks, c.v.data(), c.vs, nullptr, c.ms, ref.data(), c.os, c.sh,
+                      c.scale());
+    attention_f32(c.q.data(), c.qs, c.k.data(), c.ks, c.v.data(), c.vs, nullptr, c.ms, c.o.data(), c.os, c.sh,
+                  c.scale());
+    for (int64_t i = 0; i < 9; ++i)
+      for (int64_t d = 0; d < 32; ++d) {
+        const float r = ref[i * 32 + d], f = c.o[i * 32 + d];
+        EXPECT_EQ(std::isnan(r), std::isnan(f)) << i << " " << d;
+        EXPECT_EQ(std::isnan(f), i == 2) << i << " " << d;
+      }
+  }
 }

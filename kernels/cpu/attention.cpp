@@ -1,11 +1,7 @@
-// Attention kernels (attention.h). The fast path, per (batch, head) and block of 8 query rows:
-//   1. K of the head is transposed once into Kt [D][Sk padded to 32], so that scores for 32 keys are 2 vector
-//      FMAs per head-dim element with the query element broadcast: 8 rows x 2 vectors = 16 accumulators;
-//   2. per row: scale, add the mask, max, exp (a Cephes polynomial with vscalefps for the 2^n), sum;
-//   3. O = P V with V's rows read in place: per key, D/16 vectors of V and one broadcast of p per query row,
-//      16 accumulators again; the row is divided by its sum when it is stored.
-// Rows past the last query of a block repeat the last row (computed, never stored), so no block is special.
-// (batch, head) pairs are split over the OpenMP threads.
+// Attention kernels (attention.h): the scalar reference, and the fast kernel written once (attention_simd.inc,
+// which describes it) and compiled twice, for AVX-512 and for AVX2, each with its vector traits below. The traits
+// hold what differs: the vector width, the tile sizes the register file allows (32 or 16 registers), masked tails,
+// horizontal reductions and exp's 2^n.
 #include "kernels/cpu/attention.h"
 
 #include <immintrin.h>
@@ -63,163 +59,103 @@ namespace {
 // then calls uninitialised: a false positive (GCC bug 105593).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
-constexpr int kRows = 8;  // query rows per block
+// ---- AVX-512: 8 query rows x 32 keys of scores (16 of the 32 registers), P V in up to 16 accumulators --------
+namespace avx512 {
 
-// exp(x) = 2^n * p(r), n = round(x log2 e), r = x - n ln 2 (in two parts), p Cephes' expf polynomial. Clamped to
-// [-104, 88.7] (below, the result is 0 after scalef's rounding), with the operand order that lets NaN through.
-JOULE_AVX512 inline __m512 exp512(__m512 x) {
-  x = _mm512_min_ps(_mm512_set1_ps(88.72283f), _mm512_max_ps(_mm512_set1_ps(-104.0f), x));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  return _mm512_scalef_ps(p, n);
-}
+struct Vec {
+  using R = __m512;
+  static constexpr int kW = 16, kRows = 8, kKeyVecs = 2, kMaxPvVecs = 8, kPvAcc = 16;
+  JOULE_AVX512 static R zero() { return _mm512_setzero_ps(); }
+  JOULE_AVX512 static R set1(float x) { return _mm512_set1_ps(x); }
+  JOULE_AVX512 static R load(const float* p) { return _mm512_load_ps(p); }
+  JOULE_AVX512 static R loadu(const float* p) { return _mm512_loadu_ps(p); }
+  JOULE_AVX512 static void store(float* p, R v) { _mm512_store_ps(p, v); }
+  JOULE_AVX512 static void storeu(float* p, R v) { _mm512_storeu_ps(p, v); }
+  JOULE_AVX512 static R fmadd(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
+  JOULE_AVX512 static R fnmadd(R a, R b, R c) { return _mm512_fnmadd_ps(a, b, c); }
+  JOULE_AVX512 static R add(R a, R b) { return _mm512_add_ps(a, b); }
+  JOULE_AVX512 static R sub(R a, R b) { return _mm512_sub_ps(a, b); }
+  JOULE_AVX512 static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
+  JOULE_AVX512 static R max(R a, R b) { return _mm512_max_ps(a, b); }
+  JOULE_AVX512 static R min(R a, R b) { return _mm512_min_ps(a, b); }
+  JOULE_AVX512 static R round(R x) { return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  JOULE_AVX512 static __mmask16 first(int n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1); }
+  // The first n lanes from p (n <= kW), zeros after them; nothing past them is read.
+  JOULE_AVX512 static R loadn(const float* p, int n) { return _mm512_maskz_loadu_ps(first(n), p); }
+  // v's first n lanes, `fill` in the others.
+  JOULE_AVX512 static R keep(R v, int n, float fill) { return _mm512_mask_mov_ps(set1(fill), first(n), v); }
+  JOULE_AVX512 static float hmax(R v) { return _mm512_reduce_max_ps(v); }
+  JOULE_AVX512 static float hsum(R v) { return _mm512_reduce_add_ps(v); }
+  // exp's argument range: below kExpLo the result is 0 after scalef's rounding.
+  static constexpr float kExpLo = -104.0f, kExpHi = 88.72283f;
+  // p * 2^n (x: exp's argument before the clamp).
+  JOULE_AVX512 static R scale2(R p, R n, R /*x*/) { return _mm512_scalef_ps(p, n); }
+};
 
-JOULE_AVX512 inline __mmask16 tail_mask(int64_t n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1); }
+#define JOULE_ATTN_FN JOULE_AVX512
+#include "kernels/cpu/attention_simd.inc"
+#undef JOULE_ATTN_FN
 
-// Scores of kRows query rows (pointers qr) against 32 keys from column jc of Kt: s[r][jc..jc+32).
-JOULE_AVX512 inline void scores_32(const float* const* qr, const float* kt, int64_t ldk, int64_t D, float* s,
-                                   int64_t lds) {
-  __m512 acc[kRows][2];
-  for (int r = 0; r < kRows; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-  for (int64_t d = 0; d < D; ++d) {
-    const __m512 k0 = _mm512_load_ps(kt + d * ldk), k1 = _mm512_load_ps(kt + d * ldk + 16);
-    for (int r = 0; r < kRows; ++r) {
-      const __m512 qv = _mm512_set1_ps(qr[r][d]);
-      acc[r][0] = _mm512_fmadd_ps(qv, k0, acc[r][0]);
-      acc[r][1] = _mm512_fmadd_ps(qv, k1, acc[r][1]);
-    }
-  }
-  for (int r = 0; r < kRows; ++r) {
-    _mm512_store_ps(s + r * lds, acc[r][0]);
-    _mm512_store_ps(s + r * lds + 16, acc[r][1]);
-  }
-}
+}  // namespace avx512
 
-// One row of scores in place -> exp(s * scale + mask - max); returns the sum (0 when every key is masked, -inf).
-JOULE_AVX512 inline float softmax_row(float* s, int64_t n, float scale, const float* mrow, int64_t mstride) {
-  const __m512 vs = _mm512_set1_ps(scale);
-  __m512 mx = _mm512_set1_ps(kNegInf);
-  for (int64_t j = 0; j < n; j += 16) {
-    const __mmask16 t = tail_mask(n - j);
-    __m512 x = _mm512_mul_ps(_mm512_maskz_load_ps(t, s + j), vs);
-    if (mrow) {
-      __m512 m;
-      if (mstride == 1) {
-        m = _mm512_maskz_loadu_ps(t, mrow + j);
-      } else {
-        alignas(64) float buf[16] = {};
-        for (int64_t e = 0; e < std::min<int64_t>(16, n - j); ++e) buf[e] = mrow[(j + e) * mstride];
-        m = _mm512_load_ps(buf);
-      }
-      x = _mm512_add_ps(x, m);
-    }
-    _mm512_store_ps(s + j, x);
-    mx = _mm512_mask_max_ps(mx, t, mx, x);
-  }
-  const float m = _mm512_reduce_max_ps(mx);
-  if (m == kNegInf) {  // every key masked: p = 0, and the row's output 0
-    for (int64_t j = 0; j < n; ++j) s[j] = 0;
-    return 0;
-  }
-  const __m512 vm = _mm512_set1_ps(m);
-  __m512 sum = _mm512_setzero_ps();
-  for (int64_t j = 0; j < n; j += 16) {
-    const __mmask16 t = tail_mask(n - j);
-    const __m512 e = _mm512_maskz_mov_ps(t, exp512(_mm512_sub_ps(_mm512_load_ps(s + j), vm)));
-    _mm512_store_ps(s + j, e);
-    sum = _mm512_add_ps(sum, e);
-  }
-  return _mm512_reduce_add_ps(sum);
-}
+// ---- AVX2: 16 registers, so 6 query rows x 16 keys of scores (12 accumulators), P V in up to 12 -------------
+namespace avx2 {
 
-// O rows = P V / sum for kRows rows of P (s, stride lds), DV vectors of 16 per row, RB rows at a time.
-template <int DV>
-JOULE_AVX512 void pv_rows(const float* s, int64_t lds, const float* vh, int64_t vstride, int64_t n, const float* sums,
-                          float* const* orow, int rows) {
-  constexpr int RB = DV >= 4 ? 16 / DV : kRows;
-  for (int r0 = 0; r0 < kRows; r0 += RB) {
-    if (r0 >= rows) break;
-    __m512 acc[RB][DV];
-    for (int r = 0; r < RB; ++r)
-      for (int c = 0; c < DV; ++c) acc[r][c] = _mm512_setzero_ps();
-    for (int64_t j = 0; j < n; ++j) {
-      __m512 vv[DV];
-      for (int c = 0; c < DV; ++c) vv[c] = _mm512_loadu_ps(vh + j * vstride + 16 * c);
-      for (int r = 0; r < RB; ++r) {
-        const __m512 p = _mm512_set1_ps(s[(r0 + r) * lds + j]);
-        for (int c = 0; c < DV; ++c) acc[r][c] = _mm512_fmadd_ps(p, vv[c], acc[r][c]);
-      }
-    }
-    for (int r = 0; r < RB && r0 + r < rows; ++r) {
-      const float sum = sums[r0 + r];
-      const __m512 inv = _mm512_set1_ps(sum > 0 ? 1.0f / sum : 0.0f);
-      for (int c = 0; c < DV; ++c) _mm512_storeu_ps(orow[r0 + r] + 16 * c, _mm512_mul_ps(acc[r][c], inv));
-    }
+struct Vec {
+  using R = __m256;
+  static constexpr int kW = 8, kRows = 6, kKeyVecs = 2, kMaxPvVecs = 4, kPvAcc = 12;
+  JOULE_AVX2 static R zero() { return _mm256_setzero_ps(); }
+  JOULE_AVX2 static R set1(float x) { return _mm256_set1_ps(x); }
+  JOULE_AVX2 static R load(const float* p) { return _mm256_load_ps(p); }
+  JOULE_AVX2 static R loadu(const float* p) { return _mm256_loadu_ps(p); }
+  JOULE_AVX2 static void store(float* p, R v) { _mm256_store_ps(p, v); }
+  JOULE_AVX2 static void storeu(float* p, R v) { _mm256_storeu_ps(p, v); }
+  JOULE_AVX2 static R fmadd(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
+  JOULE_AVX2 static R fnmadd(R a, R b, R c) { return _mm256_fnmadd_ps(a, b, c); }
+  JOULE_AVX2 static R add(R a, R b) { return _mm256_add_ps(a, b); }
+  JOULE_AVX2 static R sub(R a, R b) { return _mm256_sub_ps(a, b); }
+  JOULE_AVX2 static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
+  JOULE_AVX2 static R max(R a, R b) { return _mm256_max_ps(a, b); }
+  JOULE_AVX2 static R min(R a, R b) { return _mm256_min_ps(a, b); }
+  JOULE_AVX2 static R round(R x) { return _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  // All-ones in the first n lanes.
+  JOULE_AVX2 static __m256i first(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   }
-}
+  JOULE_AVX2 static R loadn(const float* p, int n) { return _mm256_maskload_ps(p, first(n)); }
+  JOULE_AVX2 static R keep(R v, int n, float fill) {
+    return _mm256_blendv_ps(set1(fill), v, _mm256_castsi256_ps(first(n)));
+  }
+  JOULE_AVX2 static float hmax(R v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+  }
+  JOULE_AVX2 static float hsum(R v) {
+    __m128 m = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_add_ps(m, _mm_movehl_ps(m, m));
+    return _mm_cvtss_f32(_mm_add_ss(m, _mm_movehdup_ps(m)));
+  }
+  // 2^n is built in the exponent field, so n must stay in [-126, 127]: x in [-87.3365, 88]. Below that
+  // exp(x) < FLT_MIN, and the result is set to 0, as scalef's rounding makes it in the AVX-512 kernel.
+  static constexpr float kExpLo = -87.33654f, kExpHi = 88.0f;
+  JOULE_AVX2 static R scale2(R p, R n, R x) {
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    const R tiny = _mm256_cmp_ps(x, _mm256_set1_ps(kExpLo), _CMP_LT_OQ);  // false for NaN: NaN passes
+    return _mm256_andnot_ps(tiny, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+  }
+};
 
-template <int DV>
-JOULE_AVX512 void attention_head(const float* q, Strides4 qs, const float* kh, int64_t ks_r, const float* vh,
-                                 int64_t vs_r, const float* mh, Strides4 ms, float* oh, int64_t os_r,
-                                 const AttentionShape& sh, float scale, Scratch& scratch) {
-  const int64_t D = 16 * DV, Sk = sh.k_len, ldk = (Sk + 31) / 32 * 32;
-  float* kt = scratch.get<float>(static_cast<size_t>(D * ldk + kRows * ldk + Sk * D));
-  float* s = kt + D * ldk;
-  // K's rows are a cache line or more apart in the projection: copied with vector loads first (many misses in
-  // flight instead of one per scalar load), then transposed out of L1.
-  float* kc = s + kRows * ldk;
-  for (int64_t j = 0; j < Sk; ++j)
-    for (int c = 0; c < DV; ++c) _mm512_storeu_ps(kc + j * D + 16 * c, _mm512_loadu_ps(kh + j * ks_r + 16 * c));
-  for (int64_t d = 0; d < D; ++d) {
-    for (int64_t j = 0; j < Sk; ++j) kt[d * ldk + j] = kc[j * D + d];
-    for (int64_t j = Sk; j < ldk; ++j) kt[d * ldk + j] = 0.0f;
-  }
-  for (int64_t i0 = 0; i0 < sh.q_len; i0 += kRows) {
-    const int rows = static_cast<int>(std::min<int64_t>(kRows, sh.q_len - i0));
-    const float* qr[kRows];
-    float* orow[kRows];
-    for (int r = 0; r < kRows; ++r) {
-      const int64_t i = i0 + std::min(r, rows - 1);
-      qr[r] = q + i * qs.r;
-      orow[r] = oh + i * os_r;
-    }
-    for (int64_t jc = 0; jc < ldk; jc += 32) scores_32(qr, kt + jc, ldk, D, s + jc, ldk);
-    float sums[kRows];
-    for (int r = 0; r < rows; ++r)
-      sums[r] = softmax_row(s + r * ldk, Sk, scale, mh ? mh + (i0 + r) * ms.r : nullptr, ms.c);
-    pv_rows<DV>(s, ldk, vh, vs_r, Sk, sums, orow, rows);
-  }
-}
+#define JOULE_ATTN_FN JOULE_AVX2
+#include "kernels/cpu/attention_simd.inc"
+#undef JOULE_ATTN_FN
 
-template <int DV>
-JOULE_AVX512 void attention_avx512(const float* q, Strides4 qs, const float* k, Strides4 ks, const float* v,
-                                   Strides4 vs, const float* mask, Strides4 ms, float* o, Strides4 os,
-                                   const AttentionShape& sh, float scale) {
-  const int64_t tasks = sh.batch * sh.heads;
-  const bool parallel = tasks > 1 && sh.q_len * sh.k_len * sh.head_dim * tasks >= (int64_t{1} << 16);
-#pragma omp parallel for schedule(static) if (parallel)
-  for (int64_t t = 0; t < tasks; ++t) {
-    thread_local Scratch scratch;
-    const int64_t b = t / sh.heads, h = t % sh.heads;
-    attention_head<DV>(q + b * qs.b + h * qs.h, qs, k + b * ks.b + h * ks.h, ks.r, v + b * vs.b + h * vs.h, vs.r,
-                       mask ? mask + b * ms.b + h * ms.h : nullptr, ms, o + b * os.b + h * os.h, os.r, sh, scale,
-                       scratch);
-  }
-}
+}  // namespace avx2
 
 }  // namespace
 
 bool attention_f32_fast_supported(int64_t head_dim, Strides4 qs, Strides4 ks, Strides4 vs, Strides4 os) {
-  return isa::attention_impl(head_dim) == isa::AttentionImpl::kAvx512 && qs.c == 1 && ks.c == 1 && vs.c == 1 &&
+  return isa::attention_impl(head_dim) != isa::AttentionImpl::kReference && qs.c == 1 && ks.c == 1 && vs.c == 1 &&
          os.c == 1;
 }
 
@@ -228,12 +164,9 @@ void attention_f32(const float* q, Strides4 qs, const float* k, Strides4 ks, con
   if (sh.batch <= 0 || sh.heads <= 0 || sh.q_len <= 0) return;
   if (sh.k_len <= 0 || !attention_f32_fast_supported(sh.head_dim, qs, ks, vs, os))
     return attention_f32_ref(q, qs, k, ks, v, vs, mask, ms, o, os, sh, scale);
-  switch (sh.head_dim / 16) {
-    case 1: return attention_avx512<1>(q, qs, k, ks, v, vs, mask, ms, o, os, sh, scale);
-    case 2: return attention_avx512<2>(q, qs, k, ks, v, vs, mask, ms, o, os, sh, scale);
-    case 4: return attention_avx512<4>(q, qs, k, ks, v, vs, mask, ms, o, os, sh, scale);
-    default: return attention_avx512<8>(q, qs, k, ks, v, vs, mask, ms, o, os, sh, scale);
-  }
+  if (isa::attention_impl(sh.head_dim) == isa::AttentionImpl::kAvx512)
+    return avx512::attention_any(q, qs, k, ks, v, vs, mask, ms, o, os, sh, scale);
+  return avx2::attention_any(q, qs, k, ks, v, vs, mask, ms, o, os, sh, scale);
 }
 
 }  // namespace joule::kernels

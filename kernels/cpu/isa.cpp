@@ -39,6 +39,7 @@ CpuFeatures capped(CpuFeatures f, Cap cap) {
 std::atomic<bool> w8a8_vnni_on{true};
 std::atomic<bool> w4_avx512_on{true};
 std::atomic<bool> w4a8_vnni_on{true};
+std::atomic<bool> attention_avx512_on{true};
 
 }  // namespace
 
@@ -96,7 +97,11 @@ Sp24Impl sp24_impl(int64_t M) {
 
 AttentionImpl attention_impl(int64_t head_dim) {
   const bool dim = head_dim == 16 || head_dim == 32 || head_dim == 64 || head_dim == 128;
-  return dim && cpu_features().avx512() ? AttentionImpl::kAvx512 : AttentionImpl::kReference;
+  if (!dim || !cpu_features().avx2_fma()) return AttentionImpl::kReference;
+  return cpu_features().avx512() && attention_avx512_on.load(std::memory_order_relaxed) ? AttentionImpl::kAvx512
+                                                                                          : AttentionImpl::kAvx2;
 }
+
+void set_attention_avx512(bool on) { attention_avx512_on.store(on, std::memory_order_relaxed); }
 
 }  // namespace joule::kernels::isa

@@ -100,10 +100,13 @@ void set_w4a8_vnni(bool on);
 enum class Sp24Impl { kReference, kRowTiles, kTiles, kTilesAvx2 };
 Sp24Impl sp24_impl(int64_t M);
 
-// Attention (attention_f32) for head dim D:
-//   kAvx512     D in {16, 32, 64, 128} on a CPU with AVX-512 (F, BW, VL)
-//   kReference  otherwise (the binding then runs ATen's attention instead)
-enum class AttentionImpl { kReference, kAvx512 };
+// Attention (attention_f32) for head dim D in {16, 32, 64, 128}:
+//   kAvx512     on a CPU with AVX-512 (F, BW, VL), unless set_attention_avx512(false)
+//   kAvx2       with AVX2+FMA
+//   kReference  other head dims, or neither (the binding then runs ATen's attention instead)
+enum class AttentionImpl { kReference, kAvx2, kAvx512 };
 AttentionImpl attention_impl(int64_t head_dim);
+// The test switch for the AVX-512 attention kernel (default on), so that tests reach the AVX2 one on such CPUs.
+void set_attention_avx512(bool on);
 
 }  // namespace joule::kernels::isa
